@@ -1,0 +1,109 @@
+//! The library's error type. Each variant knows its exit code and whether a
+//! reconnect could fix it; `main` adds nothing but the `pgstream:` prefix.
+
+use std::io;
+
+use crate::decode::DecodeError;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from the server (ErrorResponse), with its SQLSTATE.
+#[derive(Debug, Clone)]
+pub struct ServerError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl std::error::Error for ServerError {}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can stop pgstream.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags or configuration, or a server state only the operator can
+    /// fix (exit 2). The message says what to do.
+    #[error("{0}")]
+    Usage(String),
+    /// The server refused or failed an operation.
+    #[error("{context}: {source}")]
+    Server { context: String, source: ServerError },
+    /// The connection could not be made or was lost.
+    #[error("{context}: {source}")]
+    Connection { context: String, source: io::Error },
+    /// The server broke the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Writing the output failed (a closed pipe is a clean stop, see
+    /// [`Error::is_broken_pipe`]).
+    #[error("cannot write output: {0}")]
+    Output(io::Error),
+}
+
+impl Error {
+    /// A usage/configuration error.
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    /// A connection error with what we were doing.
+    pub fn connection(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Connection { context: context.into(), source }
+    }
+
+    /// The process exit code for this error (SPEC §5).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Server { source, .. } if is_config_sqlstate(&source.code) => 2,
+            Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+            _ => 1,
+        }
+    }
+
+    /// Whether reconnecting may cure this error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connection { .. } => true,
+            Error::Server { source, .. } => !is_config_sqlstate(&source.code),
+            _ => false,
+        }
+    }
+
+    /// Whether the reader of our output has gone away.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// SQLSTATEs that no retry can fix: authentication, privileges, missing
+/// objects, configuration.
+fn is_config_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "28000" // invalid_authorization_specification (pg_hba reject, no role)
+            | "28P01" // invalid_password
+            | "3D000" // invalid_catalog_name (no such database)
+            | "42501" // insufficient_privilege (no REPLICATION)
+            | "42704" // undefined_object (slot, publication)
+            | "42710" // duplicate_object
+            | "55000" // object_not_in_prerequisite_state (wal_level, invalidated slot)
+            | "55006" // object_in_use (slot active elsewhere)
+            | "42602" // invalid_name
+            | "22023" // invalid_parameter_value
+            | "0A000" // feature_not_supported
+    ) || code.starts_with("28")
+}

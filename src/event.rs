@@ -1,0 +1,228 @@
+//! The event model: what every decoder produces and the JSON writer consumes.
+//!
+//! Events borrow from the decoder (relation cache, message bytes, scratch
+//! space), so producing one allocates nothing. The writer never learns which
+//! plugin decoded an event.
+
+use crate::decode::value::ValueKind;
+
+/// A WAL position (`X/XXXXXXXX` when printed, see [`fmt_lsn`]).
+pub type Lsn = u64;
+
+/// Microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's timestamp epoch.
+pub type PgTimestamp = i64;
+
+/// What happened; the `op` field of a JSON line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+    Truncate,
+    Read,
+    Message,
+    Begin,
+    Commit,
+    StreamCommit,
+    StreamAbort,
+}
+
+impl Op {
+    /// The name written in the `op` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Truncate => "truncate",
+            Op::Read => "read",
+            Op::Message => "message",
+            Op::Begin => "begin",
+            Op::Commit => "commit",
+            Op::StreamCommit => "stream_commit",
+            Op::StreamAbort => "stream_abort",
+        }
+    }
+
+    /// Whether this op counts as a change for `--max-changes` (transaction
+    /// markers do not).
+    pub fn is_change(self) -> bool {
+        !matches!(self, Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort)
+    }
+}
+
+/// A table as the server last described it.
+///
+/// Replaced whole when the server sends a new description (schema change).
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Indices into `columns` of the columns that form `key`: the replica
+    /// identity index for `DEFAULT`/`USING INDEX`, the primary key for `FULL`
+    /// when the table has one, empty otherwise (no `key` is written).
+    pub key: Vec<usize>,
+}
+
+/// One column of a [`Relation`].
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    /// How the column's text form maps to JSON (domains already resolved).
+    pub kind: ValueKind,
+    /// Part of the replica identity: the only columns a key-only old tuple
+    /// carries.
+    pub identity: bool,
+}
+
+/// One column value as the server sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum<'a> {
+    Null,
+    /// A TOASTed value the change did not touch: the server did not send it.
+    UnchangedToast,
+    /// PostgreSQL's text output for the column's type.
+    Text(&'a [u8]),
+}
+
+/// Where a [`Datum`] lies in a row's data buffer; kept in reusable scratch
+/// vectors so decoding a row allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawDatum {
+    Null,
+    UnchangedToast,
+    Text { start: u32, end: u32 },
+}
+
+/// A row image: the relation's columns paired with their values.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub relation: &'a Relation,
+    pub data: &'a [u8],
+    /// One entry per column of `relation`, in order.
+    pub datums: &'a [RawDatum],
+    /// A key-only image (pgoutput's `K` tuple): only identity columns are
+    /// meaningful, the others are sent as NULL and must not be written.
+    pub key_only: bool,
+}
+
+impl<'a> Row<'a> {
+    /// The value of column `i`.
+    pub fn get(&self, i: usize) -> Datum<'a> {
+        match self.datums.get(i) {
+            Some(RawDatum::Text { start, end }) => self
+                .data
+                .get(*start as usize..*end as usize)
+                .map_or(Datum::Null, Datum::Text),
+            Some(RawDatum::UnchangedToast) => Datum::UnchangedToast,
+            Some(RawDatum::Null) | None => Datum::Null,
+        }
+    }
+
+    /// The columns this image carries, with their values.
+    pub fn columns(&self) -> impl Iterator<Item = (&'a Column, Datum<'a>)> + '_ {
+        let key_only = self.key_only;
+        self.relation
+            .columns
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| !key_only || c.identity)
+            .map(move |(i, c)| (c, self.get(i)))
+    }
+}
+
+/// A `message` event's payload (`pg_logical_emit_message`).
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub prefix: &'a [u8],
+    pub content: &'a [u8],
+    pub transactional: bool,
+}
+
+/// Truncate options; absent when the plugin does not report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncateFlags {
+    pub cascade: bool,
+    pub restart_identity: bool,
+}
+
+/// One event. Which fields are set depends on `op`; the writer prints the
+/// ones that are set, in the spec's key order.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub op: Op,
+    /// The table, for row changes and truncates.
+    pub relation: Option<&'a Relation>,
+    /// The change's own WAL position.
+    pub lsn: Option<Lsn>,
+    pub xid: Option<u32>,
+    /// Start of the transaction's commit record.
+    pub commit_lsn: Option<Lsn>,
+    pub commit_ts: Option<PgTimestamp>,
+    /// End of the commit record: the position acknowledged once the
+    /// transaction is written. Set on `Commit`; never printed.
+    pub end_lsn: Option<Lsn>,
+    pub snapshot_lsn: Option<Lsn>,
+    pub streamed: bool,
+    pub subxid: Option<u32>,
+    pub message: Option<Message<'a>>,
+    pub truncate: Option<TruncateFlags>,
+    pub old: Option<Row<'a>>,
+    pub new: Option<Row<'a>>,
+}
+
+impl<'a> Event<'a> {
+    /// An event of `op` with every optional field unset.
+    pub fn new(op: Op) -> Self {
+        Event {
+            op,
+            relation: None,
+            lsn: None,
+            xid: None,
+            commit_lsn: None,
+            commit_ts: None,
+            end_lsn: None,
+            snapshot_lsn: None,
+            streamed: false,
+            subxid: None,
+            message: None,
+            truncate: None,
+            old: None,
+            new: None,
+        }
+    }
+}
+
+/// Formats an LSN as PostgreSQL does: `16/B374D848`.
+pub fn fmt_lsn(lsn: Lsn) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Parses `X/XXXXXXXX`.
+pub fn parse_lsn(s: &str) -> Option<Lsn> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    if hi.is_empty() || lo.is_empty() || hi.len() > 8 || lo.len() > 8 {
+        return None;
+    }
+    let hi = u32::from_str_radix(hi, 16).ok()?;
+    let lo = u32::from_str_radix(lo, 16).ok()?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trip() {
+        assert_eq!(fmt_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("0/1A2B3C8"), Some(0x1A2B3C8));
+        assert_eq!(parse_lsn("x/1"), None);
+        assert_eq!(parse_lsn("1"), None);
+        assert_eq!(parse_lsn("/1"), None);
+        assert_eq!(parse_lsn("1/123456789"), None);
+    }
+}
