@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need, when it can:
+#   - PostgreSQL server binaries (initdb, pg_ctl, postgres), and
+#   - the wal2json output plugin for that server's major version.
+# Installing needs root and apt-get. A missing server is an error (the tests
+# cannot run); a missing wal2json is only a warning (its tests skip).
+# PGSTREAM_TEST_PGBIN selects the server, as in tests/it/harness.rs.
+set -euo pipefail
+
+log() { echo "install-deps: $*" >&2; }
+
+has_server() { [ -x "$1/initdb" ] && [ -x "$1/pg_ctl" ] && [ -x "$1/postgres" ]; }
+
+# Same order as the test harness: PGSTREAM_TEST_PGBIN, pg_config --bindir,
+# the highest /usr/lib/postgresql/*/bin.
+find_bindir() {
+    if [ -n "${PGSTREAM_TEST_PGBIN:-}" ]; then
+        echo "$PGSTREAM_TEST_PGBIN"
+        return
+    fi
+    local d v best="" bestv=0
+    if command -v pg_config >/dev/null 2>&1; then
+        d=$(pg_config --bindir 2>/dev/null || true)
+        if [ -n "$d" ] && has_server "$d"; then
+            echo "$d"
+            return
+        fi
+    fi
+    for d in /usr/lib/postgresql/*/bin; do
+        v=$(basename "$(dirname "$d")")
+        case $v in '' | *[!0-9]*) continue ;; esac
+        if has_server "$d" && [ "$v" -gt "$bestv" ]; then
+            best=$d
+            bestv=$v
+        fi
+    done
+    if [ -n "$best" ]; then echo "$best"; fi
+}
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        apt_updated=1
+    fi
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+bindir=$(find_bindir || true)
+if [ -z "$bindir" ] || ! has_server "$bindir"; then
+    if [ -n "${PGSTREAM_TEST_PGBIN:-}" ]; then
+        log "PGSTREAM_TEST_PGBIN=$PGSTREAM_TEST_PGBIN holds no initdb/pg_ctl/postgres"
+        exit 1
+    fi
+    if ! can_apt; then
+        log "no PostgreSQL server binaries found; install PostgreSQL (server) or set PGSTREAM_TEST_PGBIN"
+        exit 1
+    fi
+    # The tests start their own clusters: do not let the package create and
+    # start a system cluster on port 5432 (only when postgresql-common is new).
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        mkdir -p /etc/postgresql-common
+        echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
+    apt_install postgresql-15 || apt_install postgresql || {
+        log "could not install PostgreSQL with apt-get"
+        exit 1
+    }
+    bindir=$(find_bindir || true)
+    if [ -z "$bindir" ]; then
+        log "PostgreSQL was installed but no server binaries were found"
+        exit 1
+    fi
+fi
+
+version=$("$bindir/postgres" --version)
+major=$(echo "$version" | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
+log "PostgreSQL server: $version ($bindir)"
+
+if [ -x "$bindir/pg_config" ]; then
+    pkglibdir=$("$bindir/pg_config" --pkglibdir)
+else
+    pkglibdir=$(dirname "$bindir")/lib
+fi
+if [ -f "$pkglibdir/wal2json.so" ]; then
+    log "wal2json: $pkglibdir/wal2json.so"
+elif can_apt && apt_install "postgresql-$major-wal2json" && [ -f "$pkglibdir/wal2json.so" ]; then
+    log "wal2json installed: $pkglibdir/wal2json.so"
+else
+    log "WARNING: wal2json is not installed for PostgreSQL $major ($pkglibdir/wal2json.so);" \
+        "the wal2json tests will be skipped. Install postgresql-$major-wal2json to run them."
+fi

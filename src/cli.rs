@@ -1,0 +1,154 @@
+//! The command line, as close to the flags as possible; [`crate::config`]
+//! turns it into a validated [`Config`](crate::config::Config).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+const AFTER_HELP: &str = "\
+Environment:
+  PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGPASSFILE PGSSLMODE PGSSLROOTCERT
+  PGSSLCERT PGSSLKEY PGAPPNAME PGCONNECT_TIMEOUT are honoured as by psql; flags
+  win over them. PGSTREAM_SLOT sets --slot. RUST_LOG sets the log filter.
+
+Output:
+  One JSON object per line on stdout (or --file): op, schema, table, lsn, xid,
+  commit_lsn, commit_ts, key, old, new, ... Logs go to stderr.
+
+Exit status:
+  0 clean stop (signal, --end-lsn, --max-changes, reader gone)
+  1 runtime failure (connection lost with --no-loop, server error)
+  2 usage or configuration error
+
+Examples:
+  pgstream --slot app --publication app_pub | jq .
+  pgstream -d 'postgres://me@db.example.com/shop' -S shop --publication shop --end-lsn now >> changes.jsonl";
+
+/// Stream PostgreSQL logical replication as JSON lines.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgstream",
+    version,
+    disable_help_flag = true,
+    after_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Database name, a key=value conninfo string, or a postgres:// URI
+    #[arg(short = 'd', long = "dbname", value_name = "CONNINFO", help_heading = "Connection")]
+    pub dbname: Option<String>,
+    /// Server host, or a unix-socket directory when it starts with '/'
+    #[arg(short = 'h', long, value_name = "HOST", help_heading = "Connection")]
+    pub host: Option<String>,
+    /// Server port [default: 5432]
+    #[arg(short = 'p', long, value_name = "PORT", help_heading = "Connection")]
+    pub port: Option<String>,
+    /// User name [default: the OS user]
+    #[arg(short = 'U', long, value_name = "NAME", help_heading = "Connection")]
+    pub username: Option<String>,
+
+    /// Replication slot to stream from (required)
+    #[arg(short = 'S', long, env = "PGSTREAM_SLOT", value_name = "NAME", help_heading = "Slot")]
+    pub slot: Option<String>,
+    /// Output plugin for a new slot; an existing slot's plugin is read from the server
+    #[arg(short = 'P', long, value_name = "PLUGIN", value_parser = ["pgoutput", "wal2json"], help_heading = "Slot")]
+    pub plugin: Option<String>,
+    /// Publication(s) to stream; repeatable or comma-separated (required with pgoutput)
+    #[arg(long = "publication", value_name = "NAME", value_delimiter = ',', action = ArgAction::Append, help_heading = "Slot")]
+    pub publications: Vec<String>,
+    /// Create the slot if it is missing (the default)
+    #[arg(long, overrides_with = "no_create_slot", help_heading = "Slot")]
+    pub create_slot: bool,
+    /// Fail if the slot is missing instead of creating it
+    #[arg(long, overrides_with = "create_slot", help_heading = "Slot")]
+    pub no_create_slot: bool,
+    /// Make a created slot temporary (dropped on disconnect)
+    #[arg(long, help_heading = "Slot")]
+    pub temporary_slot: bool,
+    /// Drop the slot and exit
+    #[arg(long, help_heading = "Slot")]
+    pub drop_slot: bool,
+
+    /// Start position [default: the slot's confirmed position]
+    #[arg(long, value_name = "LSN", help_heading = "Stream")]
+    pub start_lsn: Option<String>,
+    /// Exit 0 once every transaction committed at or before LSN is written;
+    /// 'now' means the server's WAL position at connect time
+    #[arg(long, value_name = "LSN|now", help_heading = "Stream")]
+    pub end_lsn: Option<String>,
+    /// Exit 0 at the end of the transaction holding the N-th change
+    #[arg(long, value_name = "N", help_heading = "Stream")]
+    pub max_changes: Option<u64>,
+    /// Also emit begin and commit events
+    #[arg(long, help_heading = "Stream")]
+    pub include_tx: bool,
+    /// Also emit message events (pg_logical_emit_message)
+    #[arg(long, help_heading = "Stream")]
+    pub include_messages: bool,
+    /// pgoutput protocol version [default: the highest both sides support]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream")]
+    pub proto_version: Option<u32>,
+
+    /// Append to PATH instead of stdout, fsynced before acknowledging
+    #[arg(short = 'f', long, value_name = "PATH", help_heading = "Output")]
+    pub file: Option<PathBuf>,
+    /// Seconds between standby status updates (0 = only when asked)
+    #[arg(short = 's', long, value_name = "SECS", default_value_t = 10, help_heading = "Output")]
+    pub status_interval: u64,
+    /// On a lost connection exit 1 instead of reconnecting
+    #[arg(long, help_heading = "Output")]
+    pub no_loop: bool,
+    /// More log output on stderr (repeat for more)
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging")]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short = 'q', long, help_heading = "Logging")]
+    pub quiet: bool,
+
+    /// Print help
+    #[arg(long, action = ArgAction::Help, help_heading = "Other")]
+    pub help: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn publications_repeat_and_split() {
+        let cli = parse(&["--publication", "a,b", "--publication", "c"]);
+        assert_eq!(cli.publications, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn short_h_is_host() {
+        let cli = parse(&["-h", "/tmp", "-p", "5433", "-U", "me", "-d", "db", "-S", "s"]);
+        assert_eq!(cli.host.as_deref(), Some("/tmp"));
+        assert_eq!(cli.slot.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn create_slot_flags_override() {
+        assert!(parse(&["--no-create-slot"]).no_create_slot);
+        assert!(!parse(&[]).no_create_slot);
+        assert!(!parse(&["--no-create-slot", "--create-slot"]).no_create_slot);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let bad = |args: &[&str]| Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).is_err();
+        assert!(bad(&["--plugin", "test_decoding"]));
+        assert!(bad(&["--proto-version", "9"]));
+        assert!(bad(&["--max-changes", "-1"]));
+    }
+}

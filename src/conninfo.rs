@@ -1,0 +1,952 @@
+//! libpq-compatible connection parameters.
+//!
+//! Operators expect pgstream to find its server the way `psql` and
+//! `pg_recvlogical` do. This module merges, in psql's order of precedence:
+//!
+//! 1. a `key=value` conninfo string or `postgres[ql]://` URI given as `-d`;
+//! 2. the `-h`, `-p`, `-U` flags (and `-d` when it is a plain database name);
+//! 3. the `PG*` environment variables;
+//! 4. libpq's defaults,
+//!
+//! then looks the password up in the password file (`passfile`, `PGPASSFILE`
+//! or `~/.pgpass`) when none was given. Only one host is supported; multi-host
+//! lists are rejected. Passwords never appear in `Debug`, `Display` or errors.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Application name reported to the server unless one is configured.
+pub const DEFAULT_APPLICATION_NAME: &str = "pgstream";
+/// Socket directory used by default when it exists (Debian/Ubuntu builds).
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+const DEFAULT_PORT: u16 = 5432;
+
+/// Options accepted for libpq compatibility but without effect here.
+const IGNORED: &str = "options client_encoding keepalives keepalives_idle keepalives_interval \
+    keepalives_count tcp_user_timeout target_session_attrs load_balance_hosts gssencmode gsslib \
+    gssdelegation krbsrvname sslcompression sslsni channel_binding sslcertmode sslnegotiation \
+    ssl_min_protocol_version ssl_max_protocol_version min_protocol_version max_protocol_version \
+    replication";
+/// Real libpq options whose meaning (mostly security checks) we cannot honour:
+/// silently ignoring them would be worse than refusing.
+const UNSUPPORTED: &str =
+    "service requirepeer require_auth sslcrl sslcrldir sslpassword sslkeylogfile";
+
+/// A bad connection setting. Messages are one terse lowercase line and never
+/// contain a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnInfoError {
+    /// A key that libpq does not know.
+    #[error("invalid connection option \"{0}\"")]
+    InvalidOption(String),
+    /// A libpq option (or value) that pgstream cannot honour.
+    #[error("unsupported connection option \"{0}\"")]
+    Unsupported(String),
+    /// A conninfo key not followed by `=`.
+    #[error("missing \"=\" after \"{0}\" in connection info string")]
+    MissingEquals(String),
+    /// A `'` without its closing quote.
+    #[error("unterminated quoted string in connection info string")]
+    UnterminatedQuote,
+    /// A malformed `postgres://` URI.
+    #[error("invalid URI: {0}")]
+    InvalidUri(String),
+    /// A bad `port` (not in 1..=65535), `sslmode` or `connect_timeout` (not an
+    /// integer): the keyword and the value.
+    #[error("invalid {0} \"{1}\"")]
+    InvalidValue(&'static str, String),
+    /// A comma-separated host or port list.
+    #[error("multiple hosts are not supported: \"{0}\"")]
+    MultipleHosts(String),
+    /// No user given and none found in the environment.
+    #[error(
+        "could not determine the user name: use -U or set PGUSER (USER and LOGNAME are unset)"
+    )]
+    NoUser,
+}
+
+/// Connection flags as given on the command line (all optional).
+#[derive(Clone, Default)]
+pub struct ConnArgs {
+    /// `-d`: a database name, a conninfo string or a URI.
+    pub dbname: Option<String>,
+    /// `-h`: host name, IP address or unix socket directory.
+    pub host: Option<String>,
+    /// `-p`: port (validated after merging).
+    pub port: Option<String>,
+    /// `-U`: user name.
+    pub username: Option<String>,
+}
+
+/// A conninfo string or URI in `dbname` may carry a password, so it is hidden.
+impl fmt::Debug for ConnArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dbname = self
+            .dbname
+            .as_deref()
+            .map(|d| if is_conninfo(d) { "<conninfo>" } else { d });
+        f.debug_struct("ConnArgs")
+            .field("dbname", &dbname)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .finish()
+    }
+}
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Try without TLS first, then with.
+    Allow,
+    /// Try TLS first, then without (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS, without certificate checks.
+    Require,
+    /// TLS, and the server certificate must chain to `sslrootcert`.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling, e.g. `verify-full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = ConnInfoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return Err(ConnInfoError::InvalidValue("sslmode", s.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Resolved parameters for one server connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnParams {
+    /// A host name or IP address, or a unix socket directory (starts with `/`).
+    pub host: String,
+    /// TCP port, also the suffix of the socket file name.
+    pub port: u16,
+    /// Role to log in as.
+    pub user: String,
+    /// Database to connect to (the slot's database).
+    pub dbname: String,
+    /// From conninfo, `PGPASSWORD` or the password file.
+    pub password: Option<String>,
+    /// Shown in `pg_stat_activity` / `pg_stat_replication`.
+    pub application_name: String,
+    /// Per-attempt connect timeout; `None` waits forever.
+    pub connect_timeout: Option<Duration>,
+    /// TLS policy (ignored over unix sockets, as in libpq).
+    pub sslmode: SslMode,
+    /// CA certificate file for `verify-ca` / `verify-full`.
+    pub sslrootcert: Option<String>,
+    /// Client certificate file.
+    pub sslcert: Option<String>,
+    /// Client private key file.
+    pub sslkey: Option<String>,
+}
+
+impl fmt::Debug for ConnParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnParams")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("dbname", &self.dbname)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("application_name", &self.application_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
+            .finish()
+    }
+}
+
+/// A conninfo string without the password, for logs:
+/// `host=/tmp port=5432 user=alice dbname=db`.
+impl fmt::Display for ConnParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "host={} port={} user={} dbname={}",
+            Quoted(&self.host),
+            self.port,
+            Quoted(&self.user),
+            Quoted(&self.dbname)
+        )
+    }
+}
+
+/// Writes a conninfo value, quoted and escaped when needed.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '\'' || c == '\\') {
+            return f.write_str(s);
+        }
+        f.write_str("'")?;
+        for c in s.chars() {
+            if c == '\'' || c == '\\' {
+                f.write_str("\\")?;
+            }
+            write!(f, "{c}")?;
+        }
+        f.write_str("'")
+    }
+}
+
+impl ConnParams {
+    /// Merges flags, the conninfo/URI given as `-d`, the environment (read only
+    /// through `env`, including `HOME`) and the password file.
+    ///
+    /// Precedence follows psql, which hands libpq `-h`/`-p`/`-U` *before* the
+    /// expanded `-d` string: settings inside a conninfo/URI `-d` override the
+    /// flags, flags override `PG*` variables, and those override the defaults
+    /// (host `/var/run/postgresql` if it exists else `localhost`, port 5432,
+    /// user `$USER`/`$LOGNAME`, dbname = user, application_name `pgstream`).
+    /// Empty values count as unset.
+    pub fn resolve(
+        args: &ConnArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConnParams, ConnInfoError> {
+        Self::resolve_with(args, env, Path::new(DEFAULT_SOCKET_DIR).is_dir())
+    }
+
+    fn resolve_with(
+        args: &ConnArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        socket_dir_exists: bool,
+    ) -> Result<ConnParams, ConnInfoError> {
+        let (mut flags, mut given) = (Opts::default(), Opts::default());
+        match args.dbname.as_deref() {
+            Some(d) if is_conninfo(d) => given = parse(d)?,
+            d => flags.set("dbname", d.unwrap_or_default().to_string())?,
+        }
+        flags.set("host", args.host.clone().unwrap_or_default())?;
+        flags.set("port", args.port.clone().unwrap_or_default())?;
+        flags.set("user", args.username.clone().unwrap_or_default())?;
+        let mut o = given.or(flags).or(Opts::from_env(env)?);
+
+        let host = match o.take("host") {
+            Some(h) if h.contains(',') => return Err(ConnInfoError::MultipleHosts(h)),
+            Some(h) => h,
+            None if socket_dir_exists => DEFAULT_SOCKET_DIR.to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = match o.take("port") {
+            Some(p) if p.contains(',') => return Err(ConnInfoError::MultipleHosts(p)),
+            Some(p) => match p.trim().parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(ConnInfoError::InvalidValue("port", p)),
+            },
+            None => DEFAULT_PORT,
+        };
+        let user = o
+            .take("user")
+            .or_else(|| get(env, "USER"))
+            .or_else(|| get(env, "LOGNAME"));
+        let user = user.ok_or(ConnInfoError::NoUser)?;
+        let connect_timeout = match o.take("connect_timeout") {
+            // libpq: whole seconds, <= 0 means none, and at least 2 s.
+            Some(t) => match t.trim().parse::<i64>() {
+                Ok(n) if n <= 0 => None,
+                Ok(n) => Some(Duration::from_secs(n.max(2) as u64)),
+                Err(_) => return Err(ConnInfoError::InvalidValue("connect_timeout", t)),
+            },
+            None => None,
+        };
+        let sslmode = o.take("sslmode").map(|m| m.parse()).transpose()?;
+        let app = o
+            .take("application_name")
+            .or(o.take("fallback_application_name"));
+        let mut params = ConnParams {
+            host,
+            port,
+            dbname: o.take("dbname").unwrap_or_else(|| user.clone()),
+            user,
+            password: o.take("password"),
+            application_name: app.unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string()),
+            connect_timeout,
+            sslmode: sslmode.unwrap_or_default(),
+            sslrootcert: o.take("sslrootcert"),
+            sslcert: o.take("sslcert"),
+            sslkey: o.take("sslkey"),
+        };
+        if params.password.is_none() {
+            let home = || get(env, "HOME").map(|h| Path::new(&h).join(".pgpass"));
+            if let Some(file) = o.take("passfile").map(PathBuf::from).or_else(home) {
+                params.password = params.passfile_password(&file);
+            }
+        }
+        Ok(params)
+    }
+
+    /// True when `host` names a unix socket directory.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// The unix socket path (`{dir}/.s.PGSQL.{port}`) when host is a socket directory.
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        self.is_unix_socket()
+            .then(|| Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
+    }
+
+    /// A `tokio_postgres::Config` for ordinary SQL connections to the same server.
+    ///
+    /// sslmode maps to tokio-postgres's three modes (`allow` → prefer,
+    /// `verify-*` → require; certificate checks belong to the TLS connector).
+    /// Over a unix socket TLS is disabled, as libpq never uses it there.
+    pub fn to_tokio_config(&self) -> tokio_postgres::Config {
+        use tokio_postgres::config::SslMode as T;
+        let mut c = tokio_postgres::Config::new();
+        if self.is_unix_socket() {
+            c.host_path(&self.host);
+        } else {
+            c.host(&self.host);
+        }
+        c.port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name(&self.application_name);
+        if let Some(p) = &self.password {
+            c.password(p);
+        }
+        if let Some(t) = self.connect_timeout {
+            c.connect_timeout(t);
+        }
+        c.ssl_mode(match self.sslmode {
+            _ if self.is_unix_socket() => T::Disable,
+            SslMode::Disable => T::Disable,
+            SslMode::Allow | SslMode::Prefer => T::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => T::Require,
+        });
+        c
+    }
+
+    /// libpq's password file lookup. A missing or unreadable file is skipped
+    /// silently; a file open to group or others is ignored with a warning.
+    fn passfile_password(&self, path: &Path) -> Option<String> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            log::warn!("password file \"{}\" is not a plain file", path.display());
+            return None;
+        }
+        if meta.mode() & 0o077 != 0 {
+            log::warn!(
+                "password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
+                path.display()
+            );
+            return None;
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        // libpq matches a socket directory as "localhost".
+        let host = if self.is_unix_socket() {
+            "localhost"
+        } else {
+            self.host.as_str()
+        };
+        let port = self.port.to_string();
+        let want = [
+            host,
+            port.as_str(),
+            self.dbname.as_str(),
+            self.user.as_str(),
+        ];
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(pgpass_entry)
+            .find(|(fields, _)| {
+                fields
+                    .iter()
+                    .zip(want)
+                    .all(|(f, w)| f.as_deref().is_none_or(|f| f == w))
+            })
+            .and_then(|(_, password)| (!password.is_empty()).then_some(password))
+    }
+}
+
+/// Splits a `hostname:port:database:username:password` line, removing `\`
+/// escapes; the password ends at the next unescaped `:`. A field that is exactly `*` becomes `None` (matches anything).
+fn pgpass_entry(line: &str) -> Option<([Option<String>; 4], String)> {
+    let mut chars = line.strip_suffix('\r').unwrap_or(line).chars();
+    let (mut fields, mut cur, mut escaped) = (Vec::with_capacity(4), String::new(), false);
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push(chars.next().unwrap_or('\\'));
+                escaped = true;
+            }
+            ':' if fields.len() == 4 => break, // libpq ignores the rest
+            ':' => {
+                fields.push((escaped || cur != "*").then(|| cur.clone()));
+                cur.clear();
+                escaped = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    Some((fields.try_into().ok()?, cur))
+}
+
+fn get(env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    env(key).filter(|v| !v.is_empty())
+}
+
+/// True when libpq would expand `-d` as a connection string rather than a name.
+fn is_conninfo(s: &str) -> bool {
+    s.starts_with("postgresql://") || s.starts_with("postgres://") || s.contains('=')
+}
+
+/// The libpq keywords pgstream acts on.
+const KEYS: &str = "host port user dbname password application_name fallback_application_name \
+    connect_timeout sslmode sslrootcert sslcert sslkey passfile";
+/// Environment variables and the keyword each one sets.
+const ENV_VARS: &str = "PGHOST=host PGPORT=port PGUSER=user PGDATABASE=dbname PGPASSWORD=password \
+    PGPASSFILE=passfile PGAPPNAME=application_name PGCONNECT_TIMEOUT=connect_timeout \
+    PGSSLMODE=sslmode PGSSLROOTCERT=sslrootcert PGSSLCERT=sslcert PGSSLKEY=sslkey";
+
+/// Raw, unvalidated settings from one source (conninfo, flags or environment),
+/// by keyword. Empty values are not stored: they mean unset, as in libpq.
+#[derive(Default)]
+struct Opts(HashMap<&'static str, String>);
+
+impl Opts {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Opts, ConnInfoError> {
+        let mut o = Opts::default();
+        for (var, key) in ENV_VARS
+            .split_whitespace()
+            .filter_map(|p| p.split_once('='))
+        {
+            o.set(key, env(var).unwrap_or_default())?;
+        }
+        Ok(o)
+    }
+
+    /// Stores one libpq keyword; `hostaddr` is taken as `host`.
+    fn set(&mut self, key: &str, value: String) -> Result<(), ConnInfoError> {
+        let key = if key == "hostaddr" { "host" } else { key };
+        let listed = |list: &str| list.split_whitespace().any(|k| k == key);
+        if let Some(k) = KEYS.split_whitespace().find(|k| *k == key) {
+            if value.is_empty() {
+                self.0.remove(k);
+            } else {
+                self.0.insert(k, value);
+            }
+        } else if matches!(key, "channel_binding" | "gssencmode" | "sslcertmode")
+            && value == "require"
+        {
+            // Ignoring a demand, not a mere preference, would weaken security.
+            return Err(ConnInfoError::Unsupported(format!("{key}={value}")));
+        } else if listed(IGNORED) {
+            log::debug!("ignoring connection option \"{key}\"");
+        } else if listed(UNSUPPORTED) {
+            return Err(ConnInfoError::Unsupported(key.to_string()));
+        } else {
+            return Err(ConnInfoError::InvalidOption(key.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Key by key, `self` wins over `lower`.
+    fn or(mut self, lower: Opts) -> Opts {
+        for (k, v) in lower.0 {
+            self.0.entry(k).or_insert(v);
+        }
+        self
+    }
+
+    fn take(&mut self, key: &str) -> Option<String> {
+        self.0.remove(key)
+    }
+}
+
+/// Parses a conninfo string or URI given as `-d`.
+fn parse(s: &str) -> Result<Opts, ConnInfoError> {
+    match s
+        .strip_prefix("postgresql://")
+        .or_else(|| s.strip_prefix("postgres://"))
+    {
+        Some(rest) => parse_uri(rest),
+        None => parse_conninfo(s),
+    }
+}
+
+/// `key=value key2 = 'quoted \' value'`, as libpq's `conninfo_parse`.
+fn parse_conninfo(s: &str) -> Result<Opts, ConnInfoError> {
+    let mut opts = Opts::default();
+    let mut it = s.chars().peekable();
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        while it.next_if(|c| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut it);
+        if it.peek().is_none() {
+            return Ok(opts);
+        }
+        let mut key = String::new();
+        while let Some(c) = it.next_if(|&c| !c.is_whitespace() && c != '=') {
+            key.push(c);
+        }
+        skip_ws(&mut it);
+        if it.next() != Some('=') {
+            return Err(ConnInfoError::MissingEquals(key));
+        }
+        skip_ws(&mut it);
+        let mut value = String::new();
+        if it.next_if_eq(&'\'').is_some() {
+            loop {
+                match it.next().ok_or(ConnInfoError::UnterminatedQuote)? {
+                    '\'' => break,
+                    '\\' => value.push(it.next().ok_or(ConnInfoError::UnterminatedQuote)?),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = it.next_if(|c| !c.is_whitespace()) {
+                match c {
+                    '\\' => value.extend(it.next()),
+                    c => value.push(c),
+                }
+            }
+        }
+        opts.set(&key, value)?;
+    }
+}
+
+/// `[user[:password]@][host][:port][/dbname][?key=value&…]` (after the
+/// scheme), as libpq's `conninfo_uri_parse_options`.
+fn parse_uri(rest: &str) -> Result<Opts, ConnInfoError> {
+    let bad = |m: String| ConnInfoError::InvalidUri(m);
+    let mut o = Opts::default();
+    // Like libpq, the first '@' before any '/' ends the user info.
+    let mut p = rest;
+    if let Some(i) = rest
+        .find(['@', '/'])
+        .filter(|&i| rest.as_bytes()[i] == b'@')
+    {
+        let (user, password) = match rest[..i].split_once(':') {
+            Some((u, pw)) => (u, Some(pw)),
+            None => (&rest[..i], None),
+        };
+        o.set("user", decode(user, "user name")?)?;
+        if let Some(pw) = password {
+            o.set("password", decode(pw, "password")?)?;
+        }
+        p = &rest[i + 1..];
+    }
+    let hosts = &p[..p.find(['/', '?']).unwrap_or(p.len())];
+    let host = if let Some(v6) = p.strip_prefix('[') {
+        let end = v6
+            .find(']')
+            .ok_or_else(|| bad("missing \"]\" after IPv6 host address".into()))?;
+        if end == 0 {
+            return Err(bad("empty IPv6 host address".into()));
+        }
+        p = &v6[end + 1..];
+        decode(&v6[..end], "host")?
+    } else {
+        let end = p.find([':', '/', '?', ',']).unwrap_or(p.len());
+        let h = decode(&p[..end], "host")?;
+        p = &p[end..];
+        h
+    };
+    o.set("host", host)?;
+    if let Some(after) = p.strip_prefix(':') {
+        let end = after.find(['/', '?', ',']).unwrap_or(after.len());
+        o.set("port", decode(&after[..end], "port")?)?;
+        p = &after[end..];
+    }
+    match p.chars().next() {
+        Some(',') => return Err(ConnInfoError::MultipleHosts(hosts.to_string())),
+        Some('/' | '?') | None => {}
+        Some(c) => return Err(bad(format!("unexpected character \"{c}\" after the host"))),
+    }
+    if let Some(after) = p.strip_prefix('/') {
+        let end = after.find('?').unwrap_or(after.len());
+        o.set("dbname", decode(&after[..end], "database name")?)?;
+        p = &after[end..];
+    }
+    if let Some(query) = p.strip_prefix('?') {
+        for param in query.split('&').filter(|q| !q.is_empty()) {
+            let (k, v) = param
+                .split_once('=')
+                .ok_or_else(|| bad(format!("missing \"=\" in query parameter \"{param}\"")))?;
+            let k = decode(k, "query parameter")?;
+            if v.contains('=') {
+                return Err(bad(format!("extra \"=\" in query parameter \"{k}\"")));
+            }
+            let v = decode(v, "query parameter")?;
+            match (k.as_str(), v.as_str()) {
+                ("ssl", "true") => o.set("sslmode", "require".into())?, // libpq's JDBC compatibility
+                _ => o.set(&k, v)?,
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Percent-decodes one URI component. The message names the component, never
+/// its text, which may be a password.
+fn decode(s: &str, what: &str) -> Result<String, ConnInfoError> {
+    let bad = || ConnInfoError::InvalidUri(format!("invalid percent-encoding in the {what}"));
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let mut digit = || {
+            bytes
+                .next()
+                .and_then(|d| (d as char).to_digit(16))
+                .ok_or_else(bad)
+        };
+        match digit()? * 16 + digit()? {
+            0 => return Err(bad()), // libpq refuses %00
+            b => out.push(b as u8),
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use tokio_postgres::config::{Host, SslMode as TokioSsl};
+
+    /// Resolves against a fake environment: `USER=alice` plus `vars`
+    /// (`"K=V K=V"`), no `HOME`, no /var/run/postgresql.
+    fn resolve(args: &ConnArgs, vars: &str) -> Result<ConnParams, ConnInfoError> {
+        let vars = format!("USER=alice {vars}");
+        let m: HashMap<&str, &str> = vars
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        ConnParams::resolve_with(args, &|k: &str| m.get(k).map(|v| v.to_string()), false)
+    }
+
+    fn d(dbname: &str) -> ConnArgs {
+        ConnArgs {
+            dbname: Some(dbname.into()),
+            ..ConnArgs::default()
+        }
+    }
+
+    /// Display plus every non-default field, the password in clear.
+    fn show(args: &ConnArgs, vars: &str) -> String {
+        let p = resolve(args, vars).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let mut s = p.to_string();
+        let extra = [
+            ("password", p.password.clone()),
+            (
+                "application_name",
+                Some(p.application_name).filter(|a| a != "pgstream"),
+            ),
+            (
+                "connect_timeout",
+                p.connect_timeout.map(|t| t.as_secs().to_string()),
+            ),
+            (
+                "sslmode",
+                Some(p.sslmode.to_string()).filter(|m| m != "prefer"),
+            ),
+            ("sslrootcert", p.sslrootcert),
+            ("sslcert", p.sslcert),
+            ("sslkey", p.sslkey),
+        ];
+        for (k, v) in extra.into_iter().filter_map(|(k, v)| Some((k, v?))) {
+            s += &format!(" {k}={}", Quoted(&v));
+        }
+        s
+    }
+
+    /// `show` for `-d dbname` with the environment `vars`, the host dropped
+    /// when it is the default: the shape of the test tables below.
+    fn check(cases: &[(&str, &str, &str)]) {
+        for (dbname, vars, want) in cases {
+            let got = show(&d(dbname), vars);
+            assert_eq!(
+                got.strip_prefix("host=localhost ").unwrap_or(&got),
+                *want,
+                "{dbname}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_name_and_defaults() {
+        #[rustfmt::skip]
+        check(&[
+            ("", "", "port=5432 user=alice dbname=alice"),
+            ("shop", "", "port=5432 user=alice dbname=shop"),
+            ("", "USER= LOGNAME=carol", "port=5432 user=carol dbname=carol"),
+        ]);
+        let user_bob = |k: &str| (k == "USER").then(|| "bob".to_string());
+        let p = ConnParams::resolve_with(&d("shop"), &user_bob, true).unwrap();
+        assert_eq!(
+            p.to_string(),
+            "host=/var/run/postgresql port=5432 user=bob dbname=shop"
+        );
+        assert!(ConnParams::resolve(&d("shop"), &user_bob).is_ok());
+        let nobody = ConnParams::resolve_with(&d("shop"), &|_: &str| None, false);
+        assert_eq!(nobody.unwrap_err(), ConnInfoError::NoUser);
+    }
+
+    #[test]
+    fn conninfo_strings() {
+        #[rustfmt::skip]
+        check(&[
+            (r"host = db1  port= 6543 dbname ='my db' user=o\'neil password='p\'w\\d'", "",
+             r"host=db1 port=6543 user='o\'neil' dbname='my db' password='p\'w\\d'"),
+            ("hostaddr=10.0.0.1 application_name=''", "", "host=10.0.0.1 port=5432 user=alice dbname=alice"),
+            ("fallback_application_name=fb", "", "port=5432 user=alice dbname=alice application_name=fb"),
+            ("fallback_application_name=fb application_name=a", "", "port=5432 user=alice dbname=alice application_name=a"),
+            ("connect_timeout=1 options='-c x=y' keepalives=1", "", "port=5432 user=alice dbname=alice connect_timeout=2"),
+            ("connect_timeout=-1 sslmode=verify-full", "", "port=5432 user=alice dbname=alice sslmode=verify-full"),
+            ("sslrootcert=/ca sslcert=/c sslkey=/k", "", "port=5432 user=alice dbname=alice sslrootcert=/ca sslcert=/c sslkey=/k"),
+        ]);
+    }
+
+    #[test]
+    fn uris() {
+        #[rustfmt::skip]
+        check(&[
+            ("postgresql://bob:s%40cret@db.example:6000/shop", "", "host=db.example port=6000 user=bob dbname=shop password=s@cret"),
+            ("postgres://[::1]:5433/x", "", "host=::1 port=5433 user=alice dbname=x"),
+            ("postgres://[fe80::1%25eth0]", "", "host=fe80::1%eth0 port=5432 user=alice dbname=alice"),
+            ("postgresql://%2Fvar%2Frun%2Fpostgresql/db", "", "host=/var/run/postgresql port=5432 user=alice dbname=db"),
+            ("postgresql://h/db?host=/tmp&application_name=a%20b", "", "host=/tmp port=5432 user=alice dbname=db application_name='a b'"),
+            ("postgresql://h?sslmode=disable&ssl=true", "", "host=h port=5432 user=alice dbname=alice sslmode=require"),
+            ("postgresql://carol@", "PGHOST=envhost", "host=envhost port=5432 user=carol dbname=carol"),
+            ("postgresql://", "", "port=5432 user=alice dbname=alice"),
+            ("postgresql://:7000", "", "port=7000 user=alice dbname=alice"),
+        ]);
+        assert_eq!(
+            resolve(&d("postgresql:///db"), "").unwrap().socket_path(),
+            None
+        );
+        let p = resolve(&d("postgresql://%2Ftmp:5499"), "").unwrap();
+        assert_eq!(p.socket_path().unwrap(), Path::new("/tmp/.s.PGSQL.5499"));
+    }
+
+    #[test]
+    fn precedence() {
+        // psql's order: a conninfo/URI -d, then flags, then PG* variables.
+        let vars = "PGHOST=envhost PGPORT=2222 PGUSER=envuser PGDATABASE=envdb PGPASSWORD=envpw";
+        let flags = |dbname: &str| ConnArgs {
+            host: Some("flaghost".into()),
+            port: Some("1111".into()),
+            username: Some("flaguser".into()),
+            ..d(dbname)
+        };
+        #[rustfmt::skip]
+        let cases = [
+            (d(""), "host=envhost port=2222 user=envuser dbname=envdb password=envpw"),
+            (flags("flagdb"), "host=flaghost port=1111 user=flaguser dbname=flagdb password=envpw"),
+            (flags("host=ci port=3 password=pw"), "host=ci port=3 user=flaguser dbname=envdb password=pw"),
+            (flags("postgresql://ciuser@/cidb"), "host=flaghost port=1111 user=ciuser dbname=cidb password=envpw"),
+        ];
+        for (args, want) in cases {
+            assert_eq!(show(&args, vars), want);
+        }
+        // A value that is overridden is never validated.
+        let args = ConnArgs {
+            port: Some("bad".into()),
+            ..d("port=3")
+        };
+        assert_eq!(resolve(&args, "PGPORT=worse").unwrap().port, 3);
+    }
+
+    #[test]
+    fn each_env_var() {
+        let vars =
+            "PGHOST=/sock PGPORT=5499 PGDATABASE=db PGUSER=u PGPASSWORD=pw PGSSLMODE=verify-ca \
+                    PGSSLROOTCERT=/ca PGSSLCERT=/c PGSSLKEY=/k PGAPPNAME=app PGCONNECT_TIMEOUT=7";
+        let want = "host=/sock port=5499 user=u dbname=db password=pw application_name=app \
+                    connect_timeout=7 sslmode=verify-ca sslrootcert=/ca sslcert=/c sslkey=/k";
+        assert_eq!(show(&d(""), vars), want);
+        let f = PassFile::new("*:*:*:*:fromfile\n", 0o600);
+        let p = resolve(&d(""), &format!("PGPASSFILE={}", f.path())).unwrap();
+        assert_eq!(p.password.as_deref(), Some("fromfile"));
+    }
+
+    #[test]
+    fn bad_input() {
+        #[rustfmt::skip]
+        let cases = [
+            ("foo=1", r#"invalid connection option "foo""#),
+            ("service=x", r#"unsupported connection option "service""#),
+            ("channel_binding=require", r#"unsupported connection option "channel_binding=require""#),
+            ("port=abc", r#"invalid port "abc""#),
+            ("port=0", r#"invalid port "0""#),
+            ("port=70000", r#"invalid port "70000""#),
+            ("host=x port", r#"missing "=" after "port" in connection info string"#),
+            ("host 'x' port=1", r#"missing "=" after "host" in connection info string"#),
+            ("password='secret", "unterminated quoted string in connection info string"),
+            ("sslmode=x", r#"invalid sslmode "x""#),
+            ("connect_timeout=soon", r#"invalid connect_timeout "soon""#),
+            ("host=a,b", r#"multiple hosts are not supported: "a,b""#),
+            ("postgresql://a:1,b:2/db", r#"multiple hosts are not supported: "a:1,b:2""#),
+            ("postgresql://[::1/db", r#"invalid URI: missing "]" after IPv6 host address"#),
+            ("postgresql://[::1]x/db", r#"invalid URI: unexpected character "x" after the host"#),
+            ("postgresql://h/db?sslmode", r#"invalid URI: missing "=" in query parameter "sslmode""#),
+            ("postgresql://h/db?bogus=1", r#"invalid connection option "bogus""#),
+            ("postgresql://u:p%zzsecret@h/db", "invalid URI: invalid percent-encoding in the password"),
+            ("postgresql://h/db%00", "invalid URI: invalid percent-encoding in the database name"),
+        ];
+        for (dbname, want) in cases {
+            assert_eq!(resolve(&d(dbname), "").unwrap_err().to_string(), want);
+        }
+        let err = resolve(&d(""), "PGHOST=a,b").unwrap_err();
+        assert_eq!(err, ConnInfoError::MultipleHosts("a,b".into()));
+    }
+
+    /// A file with the given mode, removed on drop.
+    struct PassFile(PathBuf);
+
+    impl PassFile {
+        fn new(text: &str, mode: u32) -> PassFile {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let name = format!("pgstream-pgpass-{}-{n}", std::process::id());
+            PassFile::at(std::env::temp_dir().join(name), text, mode)
+        }
+        fn at(path: PathBuf, text: &str, mode: u32) -> PassFile {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            PassFile(path)
+        }
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for PassFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn pgpass() {
+        let text = "# comment\n\
+                    db1:5432:shop:alice:first\n\
+                    db1:5432:shop:alice:second\n\
+                    db1:*:*:alice:wild\n\
+                    h\\:x:5432:d\\\\b:alice:p\\:w\\\\d:tail\n\
+                    localhost:5432:sock:alice:local\n\
+                    short:line\n\
+                    \\*:5432:star:alice:literal\n";
+        let (private, shared) = (PassFile::new(text, 0o600), PassFile::new(text, 0o644));
+        let lookup = |f: &PassFile, dbname: &str| {
+            resolve(&d(dbname), &format!("PGPASSFILE={}", f.path()))
+                .unwrap()
+                .password
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("host=db1 dbname=shop", Some("first")),
+            ("host=db1 dbname=other port=9", Some("wild")),
+            (r"host=h:x dbname=d\\b", Some(r"p:w\d")),
+            ("host=/tmp dbname=sock", Some("local")),
+            ("host=db2 dbname=shop", None),
+            ("host=db1 dbname=shop user=bob", None),
+            ("host=any dbname=star", None),
+            ("host=* dbname=star", Some("literal")),
+            ("host=db1 dbname=shop password=given", Some("given")),
+        ];
+        for (dbname, want) in cases {
+            assert_eq!(lookup(&private, dbname).as_deref(), want, "{dbname}");
+        }
+        // Group or world access: ignored, with a warning.
+        assert_eq!(lookup(&shared, "host=db1 dbname=shop"), None);
+        std::fs::set_permissions(&shared.0, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(lookup(&shared, "host=db1 dbname=shop"), None);
+        // `passfile` beats PGPASSFILE; a missing file is skipped silently.
+        let key = format!("host=db1 dbname=shop passfile={}", private.path());
+        assert_eq!(lookup(&shared, &key).as_deref(), Some("first"));
+        assert_eq!(
+            lookup(&PassFile(PathBuf::from("/nonexistent/x")), "host=db1"),
+            None
+        );
+        // $HOME/.pgpass by default.
+        let home = std::env::temp_dir().join(format!("pgstream-home-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let f = PassFile::at(home.join(".pgpass"), "*:*:*:*:fromhome\n", 0o600);
+        let p = resolve(&d(""), &format!("HOME={}", home.display())).unwrap();
+        assert_eq!(p.password.as_deref(), Some("fromhome"));
+        drop(f);
+        std::fs::remove_dir(&home).unwrap();
+    }
+
+    #[test]
+    fn password_never_shown() {
+        let p = resolve(&d("postgresql://u:hunter2@h/db"), "").unwrap();
+        let shown = format!("{p:?} {p} {p:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains(r#"password: Some("********")"#));
+        assert!(!format!("{:?}", d("password=hunter2")).contains("hunter2"));
+        let e = resolve(&d("password='hunter2"), "").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tokio_config() {
+        let socket =
+            "host=/tmp port=5499 user=u dbname=db password=pw connect_timeout=5 sslmode=require";
+        let c = resolve(&d(socket), "").unwrap().to_tokio_config();
+        assert_eq!(c.get_hosts(), [Host::Unix("/tmp".into())]);
+        assert_eq!(c.get_ports(), [5499]);
+        assert_eq!((c.get_user(), c.get_dbname()), (Some("u"), Some("db")));
+        assert_eq!(c.get_password(), Some(&b"pw"[..]));
+        assert_eq!(c.get_application_name(), Some("pgstream"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(c.get_ssl_mode(), TokioSsl::Disable);
+        let c = resolve(&d("host=db.example sslmode=verify-full"), "")
+            .unwrap()
+            .to_tokio_config();
+        assert_eq!(c.get_hosts(), [Host::Tcp("db.example".into())]);
+        assert_eq!((c.get_password(), c.get_connect_timeout()), (None, None));
+        assert_eq!(c.get_ssl_mode(), TokioSsl::Require);
+    }
+}

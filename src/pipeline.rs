@@ -1,0 +1,559 @@
+//! The pipeline: connect → slot → stream → decode → write → acknowledge,
+//! reconnecting with capped backoff when the connection is lost.
+
+use std::mem;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+use crate::ack::Ack;
+use crate::config::{no_publication, Config, EndLsn, Plugin};
+use crate::decode::catalog::{Catalog, CatalogRequest};
+use crate::decode::pgoutput::PgOutput;
+use crate::decode::{Decoded, Decoder, Sink};
+use crate::error::{Error, Result};
+use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
+use crate::output::write_event;
+use crate::replication::commands;
+use crate::replication::conn::{CopyEvent, ReplicationConn};
+use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
+use crate::sql::catalog::{CatalogConn, SlotInfo};
+use crate::writer::{Chunk, Writer};
+
+/// Session settings pinned on every connection so that values print the
+/// same whatever the server's defaults are.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO"),
+    ("TimeZone", "UTC"),
+    ("IntervalStyle", "iso_8601"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+];
+
+/// A chunk is handed to the writer once this big, even mid-transaction.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// The longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a stop may wait for the writer before giving up on it.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
+/// How long to wait for a slot that the previous run's walsender may still
+/// hold (it notices a dead client within moments).
+const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Why a session ends without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    EndLsn,
+    MaxChanges,
+}
+
+/// State that outlives one connection.
+struct RunState {
+    ack: Ack,
+    catalog: Catalog,
+    end_lsn: Option<Lsn>,
+    changes: u64,
+    /// Set once the first session has read the slot's position.
+    started: bool,
+}
+
+/// Runs until a clean stop (Ok), or an error that reconnecting cannot fix.
+/// `shutdown` turning true asks for a clean stop.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    if config.drop_slot {
+        return drop_slot(&config).await;
+    }
+    let mut writer = Writer::spawn(&config.output).map_err(|e| match &config.output {
+        crate::writer::Target::File(p) => Error::usage(format!("cannot open {}: {e}", p.display())),
+        crate::writer::Target::Stdout => Error::Output(e),
+    })?;
+    let mut st = RunState {
+        ack: Ack::new(0, status_interval(&config, None)),
+        catalog: Catalog::default(),
+        end_lsn: match config.end_lsn {
+            Some(EndLsn::At(lsn)) => Some(lsn),
+            _ => None,
+        },
+        changes: 0,
+        started: false,
+    };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let mut streamed = false;
+        let result = session(&config, &mut writer, &mut st, &mut shutdown, &mut streamed).await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && !config.no_loop && !*shutdown.borrow() => {
+                if streamed {
+                    backoff = Duration::from_secs(1);
+                }
+                warn!("{e}; retrying in {}s", backoff.as_secs());
+                tokio::select! {
+                    _ = sleep(backoff) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn drop_slot(config: &Config) -> Result<()> {
+    let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await?;
+    repl.simple_query(&commands::drop_slot(&config.slot)).await.map_err(|e| match e {
+        Error::Server { source, .. } if source.code == "42704" => {
+            Error::usage(format!("replication slot \"{}\" does not exist", config.slot))
+        }
+        e => e,
+    })?;
+    info!("dropped slot {}", config.slot);
+    let _ = timeout(Duration::from_secs(1), repl.finish()).await;
+    Ok(())
+}
+
+/// The status interval: the user's, but at most half of the server's
+/// `wal_sender_timeout`, so that the server hears from us in time even
+/// while output is blocked and its keepalive requests sit unread.
+fn status_interval(config: &Config, wal_sender_timeout_ms: Option<u64>) -> Duration {
+    let user = if config.status_interval.is_zero() { Duration::from_secs(3600) } else { config.status_interval };
+    match wal_sender_timeout_ms {
+        Some(ms) if ms > 0 => user.min(Duration::from_millis(ms / 2)),
+        _ => user,
+    }
+}
+
+/// One connection's worth of work.
+async fn session(
+    config: &Config,
+    writer: &mut Writer,
+    st: &mut RunState,
+    shutdown: &mut watch::Receiver<bool>,
+    streamed: &mut bool,
+) -> Result<()> {
+    let catalog = CatalogConn::connect(&config.conn).await?;
+    let wal_level = catalog.setting("wal_level").await?;
+    if wal_level != "logical" {
+        return Err(Error::usage(format!(
+            "wal_level is \"{wal_level}\"; set wal_level = logical in postgresql.conf and restart the server"
+        )));
+    }
+    let wst: u64 = catalog.setting("wal_sender_timeout").await?.parse().unwrap_or(0);
+    let slot = wait_for_slot(config, &catalog).await?;
+    let plugin = check_slot(config, slot.as_ref())?;
+    if plugin == Plugin::Wal2Json {
+        return Err(Error::usage("wal2json slots are not supported yet; use a pgoutput slot"));
+    }
+    if config.publications.is_empty() {
+        return Err(no_publication());
+    }
+    let missing = catalog.missing_publications(&config.publications).await?;
+    if !missing.is_empty() {
+        return Err(Error::usage(format!(
+            "publication \"{}\" does not exist in database \"{}\"; create it with CREATE PUBLICATION {} FOR ALL TABLES (or FOR TABLE …)",
+            missing[0],
+            config.conn.dbname,
+            commands::quote_ident(&missing[0])
+        )));
+    }
+    let version = catalog.server_version;
+    let proto = proto_version(config, version)?;
+    if config.include_messages && version < 140000 {
+        return Err(Error::usage("--include-messages needs PostgreSQL 14 or later"));
+    }
+
+    let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await.map_err(explain_connect)?;
+    let ident = repl.simple_query("IDENTIFY_SYSTEM").await?;
+    let xlogpos = ident.first().and_then(|r| r.get(2).cloned().flatten()).and_then(|s| parse_lsn(&s));
+    if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
+        st.end_lsn = xlogpos;
+        debug!("--end-lsn now is {}", xlogpos.map(fmt_lsn).unwrap_or_default());
+    }
+    let confirmed = match &slot {
+        Some(s) => {
+            debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
+            s.confirmed_flush.as_deref().and_then(parse_lsn).unwrap_or(0)
+        }
+        None => {
+            let rows = repl
+                .simple_query(&commands::create_slot(&config.slot, plugin.name(), config.temporary_slot))
+                .await?;
+            let point = rows.first().and_then(|r| r.get(1).cloned().flatten()).and_then(|s| parse_lsn(&s));
+            info!("created slot {} at {}", config.slot, point.map(fmt_lsn).unwrap_or_default());
+            point.unwrap_or(0)
+        }
+    };
+    let start = config.start_lsn.filter(|_| !st.started).unwrap_or(0);
+    st.started = true;
+    st.ack.restart(confirmed.max(start), status_interval(config, Some(wst)));
+
+    let mut options = vec![
+        ("proto_version", proto.to_string()),
+        ("publication_names", commands::publication_names(&config.publications)),
+    ];
+    if config.include_messages {
+        options.push(("messages", "true".into()));
+    }
+    repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
+        .await
+        .map_err(|e| explain_slot_error(config, e))?;
+    info!("streaming from slot {} (pgoutput protocol {proto})", config.slot);
+    *streamed = true;
+
+    let mut stream = Stream {
+        config,
+        repl,
+        catalog,
+        decoder: Box::new(PgOutput::new()),
+        out: writer.buffer(),
+        commit_end: None,
+        pending: None,
+        stop: None,
+        poll_at: None,
+    };
+    let result = stream.run(writer, st, shutdown).await;
+    stream.close(st, result).await
+}
+
+/// Reads the slot, waiting briefly for a previous run's walsender to let go.
+async fn wait_for_slot(config: &Config, catalog: &CatalogConn) -> Result<Option<SlotInfo>> {
+    let deadline = Instant::now() + SLOT_RELEASE_WAIT;
+    loop {
+        let slot = catalog.slot(&config.slot).await?;
+        match &slot {
+            Some(SlotInfo { active_pid: Some(pid), .. }) => {
+                if Instant::now() >= deadline {
+                    return Err(slot_in_use(config, &pid.to_string()));
+                }
+                sleep(Duration::from_millis(50)).await;
+            }
+            _ => return Ok(slot),
+        }
+    }
+}
+
+fn slot_in_use(config: &Config, pid: &str) -> Error {
+    Error::usage(format!(
+        "replication slot \"{}\" is active for PID {pid}; stop the other consumer or use another slot",
+        config.slot
+    ))
+}
+
+/// The slot's plugin, after checking that the slot can be used as asked.
+fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
+    let Some(slot) = slot else {
+        if !config.create_slot {
+            return Err(Error::usage(format!(
+                "replication slot \"{}\" does not exist; run without --no-create-slot to create it",
+                config.slot
+            )));
+        }
+        return Ok(config.plugin.unwrap_or(Plugin::PgOutput));
+    };
+    let name = &config.slot;
+    if !slot.logical {
+        return Err(Error::usage(format!("replication slot \"{name}\" is a physical slot; use a logical slot")));
+    }
+    if slot.database.as_deref() != Some(config.conn.dbname.as_str()) {
+        return Err(Error::usage(format!(
+            "replication slot \"{name}\" belongs to database \"{}\", not \"{}\"; connect to that database with -d or use another slot",
+            slot.database.as_deref().unwrap_or("?"),
+            config.conn.dbname
+        )));
+    }
+    if slot.wal_status.as_deref() == Some("lost") {
+        return Err(Error::usage(format!(
+            "replication slot \"{name}\" has been invalidated (wal_status = lost); drop it with --drop-slot and create it again"
+        )));
+    }
+    let server_plugin = slot.plugin.as_deref().unwrap_or("");
+    let plugin = Plugin::from_name(server_plugin).ok_or_else(|| {
+        Error::usage(format!(
+            "replication slot \"{name}\" uses plugin {server_plugin}, which pgstream cannot decode; use a pgoutput or wal2json slot"
+        ))
+    })?;
+    if let Some(wanted) = config.plugin {
+        if wanted != plugin {
+            return Err(Error::usage(format!(
+                "replication slot \"{name}\" uses plugin {}, not {}; drop --plugin or use another slot",
+                plugin.name(),
+                wanted.name()
+            )));
+        }
+    }
+    Ok(plugin)
+}
+
+/// The pgoutput protocol version to ask for.
+fn proto_version(config: &Config, server: i32) -> Result<u32> {
+    let max = match server {
+        v if v >= 160000 => 4,
+        v if v >= 150000 => 3,
+        v if v >= 140000 => 2,
+        _ => 1,
+    };
+    match config.proto_version {
+        Some(v) if v > max => Err(Error::usage(format!(
+            "--proto-version {v} is not supported by this server (PostgreSQL {}); use {max} or lower",
+            server / 10000
+        ))),
+        Some(v) => Ok(v),
+        None => Ok(max),
+    }
+}
+
+/// Adds what to do to the connection errors only the operator can fix.
+fn explain_connect(e: Error) -> Error {
+    match &e {
+        Error::Server { source, .. } if source.code == "42501" => Error::usage(format!(
+            "{e}; grant it with ALTER ROLE … REPLICATION (and allow replication connections in pg_hba.conf)"
+        )),
+        _ => e,
+    }
+}
+
+fn explain_slot_error(config: &Config, e: Error) -> Error {
+    match &e {
+        Error::Server { source, .. } if source.code == "55006" => {
+            let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
+            slot_in_use(config, &pid)
+        }
+        _ => e,
+    }
+}
+
+/// The streaming loop of one session.
+struct Stream<'c> {
+    config: &'c Config,
+    repl: ReplicationConn,
+    catalog: CatalogConn,
+    decoder: Box<dyn Decoder>,
+    /// Lines not yet handed to the writer.
+    out: Vec<u8>,
+    /// End of the last transaction completed in `out`.
+    commit_end: Option<Lsn>,
+    /// A chunk the writer's full queue has not taken yet.
+    pending: Option<Chunk>,
+    stop: Option<Stop>,
+    /// With --end-lsn: when to ask the server for its position again.
+    poll_at: Option<Instant>,
+}
+
+impl Stream<'_> {
+    async fn run(&mut self, writer: &mut Writer, st: &mut RunState, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        self.send_status(st, st.end_lsn.is_some()).await?;
+        let mut stop_deadline = None;
+        loop {
+            self.hand_over(writer, st);
+            if self.stop.is_some() && self.pending.is_none() && st.ack.writer_idle() {
+                return Ok(());
+            }
+            if self.stop.is_some() && stop_deadline.is_none() {
+                stop_deadline = Some(Instant::now() + STOP_GRACE);
+            }
+            let status_at = st.ack.next_due(Instant::now());
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                biased;
+                // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
+                _ = shutdown.changed(), if self.stop.is_none() => {
+                    info!("stopping");
+                    self.stop = Some(Stop::Signal);
+                }
+                // PRIORITY 2: the writer flushed: more may be acknowledged and
+                // its queue has room again.
+                changed = writer.progress().changed() => {
+                    let p = *writer.progress().borrow_and_update();
+                    if changed.is_err() || p.failed.is_some() {
+                        st.ack.flushed(p.seq, p.commit_end);
+                        let e = writer.take_error().unwrap_or_else(|| std::io::ErrorKind::BrokenPipe.into());
+                        return Err(Error::Output(e));
+                    }
+                    st.ack.flushed(p.seq, p.commit_end);
+                }
+                // PRIORITY 3: a periodic status update (also keeps the server
+                // from timing us out while output is blocked).
+                _ = sleep_until(status_at) => self.send_status(st, false).await?,
+                // PRIORITY 4: ask the server where it is (--end-lsn).
+                _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => {
+                    self.poll_at = None;
+                    self.send_status(st, true).await?;
+                }
+                // PRIORITY 5: server data, unless output is backed up or we stop.
+                event = self.repl.recv(), if self.pending.is_none() && self.stop.is_none() => {
+                    match event? {
+                        CopyEvent::Data(bytes) => self.on_copy_data(bytes, st).await?,
+                        CopyEvent::Done => return Err(Error::connection(
+                            "replication stream ended by the server",
+                            std::io::ErrorKind::ConnectionAborted.into(),
+                        )),
+                    }
+                }
+                // A writer that cannot finish in time is left behind.
+                _ = sleep_until(stop_deadline.unwrap_or(far)), if stop_deadline.is_some() => {
+                    warn!("output did not drain in time; acknowledging what was written");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Cuts a chunk when the buffer is big, the stream is idle or we stop,
+    /// and offers it to the writer.
+    fn hand_over(&mut self, writer: &Writer, st: &mut RunState) {
+        if self.pending.is_none()
+            && !self.out.is_empty()
+            && (self.out.len() >= CHUNK_BYTES || self.stop.is_some() || !self.repl.has_buffered_message())
+        {
+            let bytes = mem::replace(&mut self.out, writer.buffer());
+            self.pending = Some(Chunk { seq: st.ack.handed(), bytes, commit_end: self.commit_end.take() });
+        }
+        if let Some(chunk) = self.pending.take() {
+            self.pending = writer.try_send(chunk).err();
+        }
+    }
+
+    async fn on_copy_data(&mut self, bytes: bytes::Bytes, st: &mut RunState) -> Result<()> {
+        match CopyMessage::parse(bytes).map_err(|e| Error::Protocol(e.to_string()))? {
+            CopyMessage::Keepalive { wal_end, reply } => {
+                st.ack.keepalive(wal_end);
+                if let Some(end) = st.end_lsn {
+                    if !st.ack.in_txn() {
+                        if wal_end >= end {
+                            debug!("reached --end-lsn {} (server at {})", fmt_lsn(end), fmt_lsn(wal_end));
+                            self.stop = Some(Stop::EndLsn);
+                        } else {
+                            self.poll_at = Some(Instant::now() + Duration::from_millis(100));
+                        }
+                    }
+                }
+                if reply {
+                    self.send_status(st, false).await?;
+                }
+            }
+            CopyMessage::XLogData { wal_start, data, .. } => loop {
+                let RunState { ack, catalog, end_lsn, changes, .. } = &mut *st;
+                let mut sink = Emitter {
+                    config: self.config,
+                    out: &mut self.out,
+                    commit_end: &mut self.commit_end,
+                    stop: &mut self.stop,
+                    ack,
+                    changes,
+                    end_lsn: *end_lsn,
+                };
+                match self.decoder.decode(wal_start, &data, catalog, &mut sink)? {
+                    Decoded::Done => break,
+                    Decoded::Need(request) => {
+                        if let CatalogRequest::PrimaryKey(relid) = request {
+                            st.catalog.forget_primary_key(relid);
+                        }
+                        self.catalog.fetch(&request, &mut st.catalog).await?;
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn send_status(&mut self, st: &mut RunState, reply: bool) -> Result<()> {
+        let lsn = st.ack.report(Instant::now());
+        debug!("status update: flushed {}", fmt_lsn(lsn));
+        self.repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf)).await
+    }
+
+    /// Ends the session: a final status update acknowledging what was
+    /// written, then CopyDone. `result` is the loop's outcome.
+    async fn close(self, st: &mut RunState, result: Result<()>) -> Result<()> {
+        let Stream { mut repl, .. } = self;
+        if matches!(&result, Ok(()) | Err(Error::Output(_))) {
+            let lsn = st.ack.report(Instant::now());
+            debug!("final status update: flushed {}", fmt_lsn(lsn));
+            repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf)).await?;
+            match timeout(Duration::from_millis(500), repl.finish()).await {
+                Ok(Err(e)) => debug!("ending the stream: {e}"),
+                Err(_) => debug!("the server did not end the stream in time"),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
+    }
+}
+
+/// Where decoded events go: the stop rules, the change count, and the
+/// JSON line for each event that is printed.
+struct Emitter<'a> {
+    config: &'a Config,
+    out: &'a mut Vec<u8>,
+    commit_end: &'a mut Option<Lsn>,
+    stop: &'a mut Option<Stop>,
+    ack: &'a mut Ack,
+    changes: &'a mut u64,
+    end_lsn: Option<Lsn>,
+}
+
+impl Emitter<'_> {
+    fn count_change(&mut self) {
+        *self.changes += 1;
+    }
+
+    fn max_reached(&self) -> bool {
+        self.config.max_changes.is_some_and(|max| *self.changes >= max)
+    }
+}
+
+impl Sink for Emitter<'_> {
+    fn event(&mut self, ev: &Event<'_>) -> Result<()> {
+        if self.stop.is_some() {
+            // Decided to stop mid-message (a Begin past --end-lsn): the rest
+            // comes again next run.
+            return Ok(());
+        }
+        match ev.op {
+            Op::Begin => {
+                if let (Some(end), Some(commit)) = (self.end_lsn, ev.commit_lsn) {
+                    if commit > end {
+                        *self.stop = Some(Stop::EndLsn);
+                        return Ok(());
+                    }
+                }
+                self.ack.begin();
+                if self.config.include_tx {
+                    write_event(self.out, ev);
+                }
+            }
+            Op::Commit => {
+                if self.config.include_tx {
+                    write_event(self.out, ev);
+                }
+                *self.commit_end = ev.end_lsn.or(*self.commit_end);
+                self.ack.end();
+                if self.max_reached() {
+                    *self.stop = Some(Stop::MaxChanges);
+                } else if let (Some(end), Some(commit_end)) = (self.end_lsn, ev.end_lsn) {
+                    // Any later transaction commits after this one ends.
+                    if commit_end > end {
+                        *self.stop = Some(Stop::EndLsn);
+                    }
+                }
+            }
+            Op::Message if ev.message.is_some_and(|m| !m.transactional) => {
+                write_event(self.out, ev);
+                self.count_change();
+                if self.max_reached() && !self.ack.in_txn() {
+                    *self.stop = Some(Stop::MaxChanges);
+                }
+            }
+            op => {
+                write_event(self.out, ev);
+                if op.is_change() {
+                    self.count_change();
+                }
+            }
+        }
+        Ok(())
+    }
+}

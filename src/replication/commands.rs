@@ -1,0 +1,86 @@
+//! Replication commands, with every identifier and literal quoted.
+
+use crate::event::{fmt_lsn, Lsn};
+
+/// `"name"`, doubling embedded quotes.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'`, doubling embedded quotes (the replication grammar gives
+/// backslashes no meaning).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `CREATE_REPLICATION_SLOT`, in the pre-15 syntax that every supported
+/// server still accepts. No snapshot is exported: nothing uses it.
+pub fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
+    format!(
+        "CREATE_REPLICATION_SLOT {}{} LOGICAL {} NOEXPORT_SNAPSHOT",
+        quote_ident(slot),
+        if temporary { " TEMPORARY" } else { "" },
+        quote_ident(plugin)
+    )
+}
+
+/// `DROP_REPLICATION_SLOT`.
+pub fn drop_slot(slot: &str) -> String {
+    format!("DROP_REPLICATION_SLOT {}", quote_ident(slot))
+}
+
+/// `START_REPLICATION … LOGICAL lsn (options)`; option values are quoted
+/// literals, option names quoted identifiers.
+pub fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> String {
+    let mut sql = format!("START_REPLICATION SLOT {} LOGICAL {}", quote_ident(slot), fmt_lsn(lsn));
+    if !options.is_empty() {
+        let opts: Vec<String> = options
+            .iter()
+            .map(|(k, v)| format!("{} {}", quote_ident(k), quote_literal(v)))
+            .collect();
+        sql.push_str(" (");
+        sql.push_str(&opts.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
+/// pgoutput's `publication_names` value: a list of quoted identifiers.
+pub fn publication_names(names: &[String]) -> String {
+    names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn start_replication_quotes_everything() {
+        let pubs = publication_names(&["p1".into(), "we\"ird,pub".into()]);
+        let sql = start_replication(
+            "s",
+            0x1_0000_00AB,
+            &[("proto_version", "4".into()), ("publication_names", pubs)],
+        );
+        assert_eq!(
+            sql,
+            "START_REPLICATION SLOT \"s\" LOGICAL 1/AB (\"proto_version\" '4', \
+             \"publication_names\" '\"p1\",\"we\"\"ird,pub\"')"
+        );
+    }
+
+    #[test]
+    fn create_and_drop() {
+        assert_eq!(
+            create_slot("s", "pgoutput", true),
+            "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL \"pgoutput\" NOEXPORT_SNAPSHOT"
+        );
+        assert_eq!(drop_slot("s"), "DROP_REPLICATION_SLOT \"s\"");
+    }
+}

@@ -1,0 +1,201 @@
+//! Catalog queries over an ordinary tokio-postgres connection: server checks
+//! before streaming, slot state, and the type and key facts decoders ask for.
+
+use std::collections::HashMap;
+
+use log::{debug, warn};
+use tokio_postgres::{Client, NoTls};
+
+use crate::conninfo::ConnParams;
+use crate::decode::catalog::{Catalog, CatalogRequest};
+use crate::decode::value::{builtin_kind, ValueKind};
+use crate::error::{Error, Result, ServerError};
+
+/// A replication slot as `pg_replication_slots` shows it.
+#[derive(Debug, Clone)]
+pub struct SlotInfo {
+    pub plugin: Option<String>,
+    pub database: Option<String>,
+    pub logical: bool,
+    pub active_pid: Option<i32>,
+    pub confirmed_flush: Option<String>,
+    /// `lost` once the server has invalidated the slot (13+).
+    pub wal_status: Option<String>,
+}
+
+/// An ordinary SQL connection for catalog work.
+pub struct CatalogConn {
+    client: Client,
+    pub server_version: i32,
+}
+
+impl CatalogConn {
+    /// Connects; the connection task is spawned and logs its own end.
+    pub async fn connect(params: &ConnParams) -> Result<Self> {
+        let context = || format!("cannot connect to {params}");
+        let (client, conn) = params.to_tokio_config().connect(NoTls).await.map_err(|e| pg_error(e, context()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!("catalog connection ended: {e}");
+            }
+        });
+        let v: String = client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(|e| pg_error(e, "reading server_version_num".into()))?
+            .get(0);
+        Ok(CatalogConn { client, server_version: v.parse().unwrap_or(0) })
+    }
+
+    /// A server setting's raw value.
+    pub async fn setting(&self, name: &str) -> Result<String> {
+        let row = self
+            .client
+            .query_one("SELECT setting FROM pg_settings WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| pg_error(e, format!("reading setting {name}")))?;
+        Ok(row.get(0))
+    }
+
+    /// Those of `names` that are not publications of this database.
+    pub async fn missing_publications(&self, names: &[String]) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query("SELECT pubname::text FROM pg_publication WHERE pubname = ANY($1)", &[&names])
+            .await
+            .map_err(|e| pg_error(e, "looking up publications".into()))?;
+        let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(names.iter().filter(|n| !found.contains(n)).cloned().collect())
+    }
+
+    /// The slot, if it exists.
+    pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
+        let wal_status = if self.server_version >= 130000 { "wal_status::text" } else { "NULL::text" };
+        let sql = format!(
+            "SELECT plugin::text, database::text, slot_type = 'logical', active_pid, \
+             confirmed_flush_lsn::text, {wal_status} FROM pg_replication_slots WHERE slot_name = $1"
+        );
+        let row = self
+            .client
+            .query_opt(&sql, &[&name])
+            .await
+            .map_err(|e| pg_error(e, "looking up the slot".into()))?;
+        Ok(row.map(|r| SlotInfo {
+            plugin: r.get(0),
+            database: r.get(1),
+            logical: r.get(2),
+            active_pid: r.get(3),
+            confirmed_flush: r.get(4),
+            wal_status: r.get(5),
+        }))
+    }
+
+    /// Answers a decoder's request into `catalog`.
+    pub async fn fetch(&self, request: &CatalogRequest, catalog: &mut Catalog) -> Result<()> {
+        match request {
+            CatalogRequest::Types(oids) => self.fetch_types(oids, catalog).await,
+            CatalogRequest::PrimaryKey(relid) => {
+                let rows = self
+                    .client
+                    .query(
+                        "SELECT a.attname::text FROM pg_index i \
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                         WHERE i.indrelid = $1 AND i.indisprimary \
+                         ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                        &[relid],
+                    )
+                    .await
+                    .map_err(|e| pg_error(e, "looking up a primary key".into()))?;
+                catalog.insert_primary_key(*relid, rows.iter().map(|r| r.get(0)).collect());
+                Ok(())
+            }
+        }
+    }
+
+    /// Resolves types through domains and arrays until every one is known.
+    async fn fetch_types(&self, oids: &[u32], catalog: &mut Catalog) -> Result<()> {
+        // oid → (typtype, typbasetype, typelem, typdelim, is_array)
+        let mut facts: HashMap<u32, (i8, u32, u32, i8, bool)> = HashMap::new();
+        let mut wanted: Vec<u32> = oids.to_vec();
+        while !wanted.is_empty() {
+            let rows = self
+                .client
+                .query(
+                    "SELECT oid, typtype, typbasetype, typelem, typdelim, \
+                     (typcategory = 'A' AND typelem <> 0 AND typlen = -1) \
+                     FROM pg_type WHERE oid = ANY($1)",
+                    &[&wanted],
+                )
+                .await
+                .map_err(|e| pg_error(e, "looking up types".into()))?;
+            let mut next = Vec::new();
+            for r in &rows {
+                let fact: (i8, u32, u32, i8, bool) = (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+                let oid: u32 = r.get(0);
+                for dep in [fact.1, fact.2] {
+                    if dep != 0 && builtin_kind(dep).is_none() && !facts.contains_key(&dep) {
+                        next.push(dep);
+                    }
+                }
+                facts.insert(oid, fact);
+            }
+            for oid in &wanted {
+                if !facts.contains_key(oid) {
+                    warn!("type {oid} not found in pg_type; its values are written as strings");
+                    facts.insert(*oid, (b'b' as i8, 0, 0, b',' as i8, false));
+                }
+            }
+            next.retain(|o| !facts.contains_key(o));
+            wanted = next;
+        }
+        for oid in oids {
+            let kind = resolve(*oid, &facts, 0);
+            debug!("type {oid} maps to {kind:?}");
+            catalog.insert_type(*oid, kind);
+        }
+        Ok(())
+    }
+}
+
+fn resolve(oid: u32, facts: &HashMap<u32, (i8, u32, u32, i8, bool)>, depth: u32) -> ValueKind {
+    if let Some(kind) = builtin_kind(oid) {
+        return kind;
+    }
+    let Some(&(typtype, base, elem, delim, is_array)) = facts.get(&oid) else {
+        return ValueKind::Text;
+    };
+    if depth > 32 {
+        return ValueKind::Text;
+    }
+    if typtype == b'd' as i8 && base != 0 {
+        resolve(base, facts, depth + 1)
+    } else if is_array {
+        ValueKind::Array { elem: Box::new(resolve(elem, facts, depth + 1)), delim: delim as u8 }
+    } else {
+        ValueKind::Text
+    }
+}
+
+/// Turns a tokio-postgres error into ours, keeping the SQLSTATE.
+pub fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
+    if let Some(db) = e.as_db_error() {
+        return Error::Server {
+            context,
+            source: ServerError {
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+            },
+        };
+    }
+    let text = e.to_string();
+    if text.contains("password missing") {
+        return Error::usage(format!("{context}: no password supplied; set PGPASSWORD or add it to ~/.pgpass"));
+    }
+    let io = std::io::Error::other(match std::error::Error::source(&e) {
+        Some(s) => format!("{text}: {s}"),
+        None => text,
+    });
+    Error::connection(context, io)
+}

@@ -1,0 +1,3 @@
+//! Ordinary SQL connections (tokio-postgres): catalog look-ups and checks.
+
+pub mod catalog;

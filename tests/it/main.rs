@@ -1,0 +1,8 @@
+//! pgstream's integration tests: one test binary, a `mod` per area.
+//!
+//! Every test talks to a real PostgreSQL started by [`harness`]: one shared
+//! cluster per test process, a database per test. Run with `cargo test` (or
+//! `make test`, which installs the server and wal2json first when it can).
+
+mod harness;
+mod smoke;
