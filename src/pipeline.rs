@@ -93,7 +93,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 warn!("{e}; retrying in {}s", backoff.as_secs());
                 tokio::select! {
                     _ = sleep(backoff) => {}
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = stop_requested(&mut shutdown) => return Ok(()),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -134,6 +134,38 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
     streamed: &mut bool,
 ) -> Result<()> {
+    // A stop during set-up (a slow connect, a slot wait) ends the run at once.
+    let mut stop_watch = shutdown.clone();
+    let (repl, catalog) = tokio::select! {
+        biased;
+        _ = stop_requested(&mut stop_watch) => return Ok(()),
+        r = start_stream(config, st) => r?,
+    };
+    *streamed = true;
+    let mut stream = Stream {
+        config,
+        repl,
+        catalog,
+        decoder: Box::new(PgOutput::new()),
+        out: writer.buffer(),
+        commit_end: None,
+        pending: None,
+        stop: None,
+        poll_at: None,
+    };
+    let result = stream.run(writer, st, shutdown).await;
+    stream.close(st, result).await
+}
+
+/// Resolves once a stop has been requested (never, if the sender is gone).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Checks the server, finds or creates the slot and starts streaming.
+async fn start_stream(config: &Config, st: &mut RunState) -> Result<(ReplicationConn, CatalogConn)> {
     let catalog = CatalogConn::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
@@ -201,21 +233,7 @@ async fn session(
         .await
         .map_err(|e| explain_slot_error(config, e))?;
     info!("streaming from slot {} (pgoutput protocol {proto})", config.slot);
-    *streamed = true;
-
-    let mut stream = Stream {
-        config,
-        repl,
-        catalog,
-        decoder: Box::new(PgOutput::new()),
-        out: writer.buffer(),
-        commit_end: None,
-        pending: None,
-        stop: None,
-        poll_at: None,
-    };
-    let result = stream.run(writer, st, shutdown).await;
-    stream.close(st, result).await
+    Ok((repl, catalog))
 }
 
 /// Reads the slot, waiting briefly for a previous run's walsender to let go.
@@ -359,7 +377,7 @@ impl Stream<'_> {
             tokio::select! {
                 biased;
                 // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
-                _ = shutdown.changed(), if self.stop.is_none() => {
+                _ = stop_requested(shutdown), if self.stop.is_none() => {
                     info!("stopping");
                     self.stop = Some(Stop::Signal);
                 }

@@ -6,3 +6,6 @@
 
 mod harness;
 mod smoke;
+mod values;
+mod lifecycle;
+mod errors;
