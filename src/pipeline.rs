@@ -198,11 +198,11 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
     }
 
     let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await.map_err(explain_connect)?;
-    let ident = repl.simple_query("IDENTIFY_SYSTEM").await?;
-    let xlogpos = ident.first().and_then(|r| r.get(2).cloned().flatten()).and_then(|s| parse_lsn(&s));
+    repl.simple_query("IDENTIFY_SYSTEM").await?;
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
-        st.end_lsn = xlogpos;
-        debug!("--end-lsn now is {}", xlogpos.map(fmt_lsn).unwrap_or_default());
+        let now = catalog.wal_insert_lsn().await?;
+        st.end_lsn = Some(now);
+        debug!("--end-lsn now is {}", fmt_lsn(now));
     }
     let confirmed = match &slot {
         Some(s) => {

@@ -10,6 +10,7 @@ use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::value::{builtin_kind, ValueKind};
 use crate::error::{Error, Result, ServerError};
+use crate::event::{parse_lsn, Lsn};
 
 /// A replication slot as `pg_replication_slots` shows it.
 #[derive(Debug, Clone)]
@@ -55,6 +56,23 @@ impl CatalogConn {
             .await
             .map_err(|e| pg_error(e, format!("reading setting {name}")))?;
         Ok(row.get(0))
+    }
+
+    /// The server's WAL insert position: everything committed so far ends at
+    /// or before it, flushed or not (IDENTIFY_SYSTEM's flush position would
+    /// miss asynchronously committed transactions).
+    ///
+    /// A position just past a page header is moved back to the page start:
+    /// no record lies in between, and the walsender reports record ends.
+    pub async fn wal_insert_lsn(&self) -> Result<Lsn> {
+        let text: String = self
+            .client
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .map_err(|e| pg_error(e, "reading the WAL position".into()))?
+            .get(0);
+        let lsn = parse_lsn(&text).ok_or_else(|| Error::Protocol(format!("bad LSN {text:?}")))?;
+        Ok(skip_page_header(lsn))
     }
 
     /// Those of `names` that are not publications of this database.
@@ -157,6 +175,20 @@ impl CatalogConn {
     }
 }
 
+/// `lsn` without the WAL page header it may point just past (default 8 kB
+/// pages and 16 MB segments: short and long header sizes).
+fn skip_page_header(lsn: Lsn) -> Lsn {
+    const PAGE: u64 = 8192;
+    const SEGMENT: u64 = 16 * 1024 * 1024;
+    if lsn % SEGMENT == 40 {
+        lsn - 40
+    } else if lsn % PAGE == 24 {
+        lsn - 24
+    } else {
+        lsn
+    }
+}
+
 fn resolve(oid: u32, facts: &HashMap<u32, (i8, u32, u32, i8, bool)>, depth: u32) -> ValueKind {
     if let Some(kind) = builtin_kind(oid) {
         return kind;
@@ -198,4 +230,16 @@ pub fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
         None => text,
     });
     Error::connection(context, io)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_headers_are_skipped() {
+        use super::skip_page_header as skip;
+        assert_eq!(skip(0x1945940), 0x1945940);
+        assert_eq!(skip(0x2000 + 24), 0x2000);
+        assert_eq!(skip(0x100_0000 + 40), 0x100_0000);
+        assert_eq!(skip(0x100_0000 + 24), 0x100_0000 + 24);
+    }
 }
