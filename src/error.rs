@@ -25,6 +25,9 @@ impl std::fmt::Display for ServerError {
         if let Some(d) = &self.detail {
             write!(f, " ({d})")?;
         }
+        if let Some(h) = &self.hint {
+            write!(f, "; {}", h.trim_end_matches('.').to_lowercase())?;
+        }
         Ok(())
     }
 }
@@ -105,5 +108,6 @@ fn is_config_sqlstate(code: &str) -> bool {
             | "42602" // invalid_name
             | "22023" // invalid_parameter_value
             | "0A000" // feature_not_supported
+            | "53400" // configuration_limit_exceeded (max_replication_slots)
     ) || code.starts_with("28")
 }

@@ -4,6 +4,7 @@
 use std::mem;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use log::{debug, info, warn};
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
@@ -365,6 +366,15 @@ impl Stream<'_> {
         self.send_status(st, st.end_lsn.is_some()).await?;
         let mut stop_deadline = None;
         loop {
+            // While the server has more ready, keep filling the buffer: a
+            // chunk goes to the writer when it is big, when we stop, or when
+            // the stream goes idle (nothing more to read right now).
+            if self.pending.is_none() && self.stop.is_none() && !self.out.is_empty() && self.out.len() < CHUNK_BYTES {
+                if let Some(event) = self.repl.recv().now_or_never() {
+                    self.on_event(event?, st).await?;
+                    continue;
+                }
+            }
             self.hand_over(writer, st);
             if self.stop.is_some() && self.pending.is_none() && st.ack.writer_idle() {
                 return Ok(());
@@ -402,13 +412,7 @@ impl Stream<'_> {
                 }
                 // PRIORITY 5: server data, unless output is backed up or we stop.
                 event = self.repl.recv(), if self.pending.is_none() && self.stop.is_none() => {
-                    match event? {
-                        CopyEvent::Data(bytes) => self.on_copy_data(bytes, st).await?,
-                        CopyEvent::Done => return Err(Error::connection(
-                            "replication stream ended by the server",
-                            std::io::ErrorKind::ConnectionAborted.into(),
-                        )),
-                    }
+                    self.on_event(event?, st).await?;
                 }
                 // A writer that cannot finish in time is left behind.
                 _ = sleep_until(stop_deadline.unwrap_or(far)), if stop_deadline.is_some() => {
@@ -419,18 +423,24 @@ impl Stream<'_> {
         }
     }
 
-    /// Cuts a chunk when the buffer is big, the stream is idle or we stop,
-    /// and offers it to the writer.
+    /// Cuts what is buffered into a chunk and offers it to the writer.
     fn hand_over(&mut self, writer: &Writer, st: &mut RunState) {
-        if self.pending.is_none()
-            && !self.out.is_empty()
-            && (self.out.len() >= CHUNK_BYTES || self.stop.is_some() || !self.repl.has_buffered_message())
-        {
+        if self.pending.is_none() && !self.out.is_empty() {
             let bytes = mem::replace(&mut self.out, writer.buffer());
             self.pending = Some(Chunk { seq: st.ack.handed(), bytes, commit_end: self.commit_end.take() });
         }
         if let Some(chunk) = self.pending.take() {
             self.pending = writer.try_send(chunk).err();
+        }
+    }
+
+    async fn on_event(&mut self, event: CopyEvent, st: &mut RunState) -> Result<()> {
+        match event {
+            CopyEvent::Data(bytes) => self.on_copy_data(bytes, st).await,
+            CopyEvent::Done => Err(Error::connection(
+                "replication stream ended by the server",
+                std::io::ErrorKind::ConnectionAborted.into(),
+            )),
         }
     }
 

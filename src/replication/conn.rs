@@ -239,11 +239,6 @@ impl ReplicationConn {
         }
     }
 
-    /// Whether a complete message is already buffered: the stream is not idle.
-    pub fn has_buffered_message(&self) -> bool {
-        protocol::has_frame(&self.rbuf)
-    }
-
     /// Queues bytes (an encoded CopyData) and sends them.
     pub async fn send(&mut self, encode: impl FnOnce(&mut BytesMut)) -> Result<()> {
         encode(&mut self.wbuf);

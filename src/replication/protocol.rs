@@ -33,14 +33,6 @@ pub fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
     Ok(Some(Frame { tag: header.tag(), body: frame.freeze() }))
 }
 
-/// Whether `buf` holds at least one complete message.
-pub fn has_frame(buf: &[u8]) -> bool {
-    match Header::parse(buf) {
-        Ok(Some(h)) => usize::try_from(h.len()).is_ok_and(|len| buf.len() > len),
-        _ => false,
-    }
-}
-
 /// A CopyData payload from the walsender.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CopyMessage {
@@ -127,11 +119,9 @@ mod tests {
         for (i, b) in bytes.iter().enumerate() {
             buf.put_u8(*b);
             if i < 8 {
-                assert!(!has_frame(&buf));
                 assert!(next_frame(&mut buf).unwrap().is_none());
             }
         }
-        assert!(has_frame(&buf));
         let f = next_frame(&mut buf).unwrap().unwrap();
         assert_eq!((f.tag, &f.body[..]), (b'd', &b"kabc"[..]));
         let f = next_frame(&mut buf).unwrap().unwrap();

@@ -221,15 +221,17 @@ pub fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
             },
         };
     }
-    let text = e.to_string();
+    let text = match std::error::Error::source(&e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    };
     if text.contains("password missing") {
         return Error::usage(format!("{context}: no password supplied; set PGPASSWORD or add it to ~/.pgpass"));
     }
-    let io = std::io::Error::other(match std::error::Error::source(&e) {
-        Some(s) => format!("{text}: {s}"),
-        None => text,
-    });
-    Error::connection(context, io)
+    if text.starts_with("invalid configuration") || text.starts_with("authentication") {
+        return Error::usage(format!("{context}: {text}"));
+    }
+    Error::connection(context, std::io::Error::other(text))
 }
 
 #[cfg(test)]
