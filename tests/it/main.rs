@@ -9,3 +9,4 @@ mod smoke;
 mod values;
 mod lifecycle;
 mod errors;
+mod faults;
