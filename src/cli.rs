@@ -95,6 +95,9 @@ pub struct Cli {
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(short = 's', long, value_name = "SECS", default_value_t = 10, help_heading = "Output")]
     pub status_interval: u64,
+    /// Seconds between progress lines on stderr (0 = off; SIGUSR1 asks for one)
+    #[arg(long, value_name = "SECS", default_value_t = 0, help_heading = "Output")]
+    pub stats_interval: u64,
     /// On a lost connection exit 1 instead of reconnecting
     #[arg(long, help_heading = "Output")]
     pub no_loop: bool,

@@ -62,6 +62,8 @@ pub struct Config {
     pub proto_version: Option<u32>,
     pub output: Target,
     pub status_interval: Duration,
+    /// How often to log a progress line (`None`: only on SIGUSR1).
+    pub stats_interval: Option<Duration>,
     pub no_loop: bool,
 }
 
@@ -110,6 +112,7 @@ impl Config {
             proto_version: cli.proto_version,
             output: cli.file.map_or(Target::Stdout, Target::File),
             status_interval: Duration::from_secs(cli.status_interval),
+            stats_interval: (cli.stats_interval > 0).then(|| Duration::from_secs(cli.stats_interval)),
             no_loop: cli.no_loop,
         };
         config.validate()?;

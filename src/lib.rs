@@ -12,6 +12,7 @@
 //! - [`output`]: an event as one JSON line; [`writer`]: the output thread.
 //! - [`ack`]: what may be acknowledged to the server, and when.
 //! - [`pipeline`]: the loop that ties them together and reconnects.
+//! - [`stats`]: progress and lag lines; [`systemd`]: sd_notify.
 //!
 //! The flow is connect → slot → stream → decode → write → acknowledge; the
 //! only position ever acknowledged is the end of a transaction whose lines
@@ -29,8 +30,10 @@ pub mod output;
 pub mod pipeline;
 pub mod replication;
 pub mod sql;
+pub mod stats;
+pub mod systemd;
 pub mod writer;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use pipeline::run;
+pub use pipeline::{run, Control};

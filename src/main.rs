@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use futures_util::StreamExt;
 use pgstream::cli::Cli;
-use pgstream::Config;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use pgstream::{Config, Control};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
 
@@ -27,19 +27,26 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let (tx, rx) = watch::channel(false);
-        let signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| pgstream::Error::usage(format!("cannot install signal handlers: {e}")))?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (report_tx, report_rx) = watch::channel(());
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
+            .map_err(|e| pgstream::Error::usage(format!("cannot install signal handlers: {e}")))?;
         tokio::spawn(async move {
-            let mut signals = signals;
-            if signals.next().await.is_some() {
-                let _ = tx.send(true);
-            }
-            if signals.next().await.is_some() {
-                // A second signal: the user wants out now.
-                std::process::exit(130);
+            let mut stops = 0;
+            while let Some(signal) = signals.next().await {
+                if signal == SIGUSR1 {
+                    report_tx.send_replace(());
+                    continue;
+                }
+                stops += 1;
+                if stops > 1 {
+                    // A second signal: the user wants out now.
+                    std::process::exit(130);
+                }
+                let _ = stop_tx.send(true);
             }
         });
-        pgstream::run(config, rx).await
+        pgstream::run(config, Control { shutdown: stop_rx, report: report_rx }).await
     });
     // Do not wait for a writer thread stuck on a stalled reader.
     runtime.shutdown_background();
@@ -55,20 +62,36 @@ fn fail(e: &pgstream::Error) -> ExitCode {
     ExitCode::from(e.exit_code())
 }
 
-/// Logs go to stderr, lowercase level prefix; `RUST_LOG` wins over -v/-q.
+/// Logs go to stderr with a lowercase level prefix (no colours, no
+/// timestamps); under journald (`JOURNAL_STREAM`) each line starts with a
+/// syslog `<N>` priority instead. `RUST_LOG` wins over -v/-q.
 fn init_logger(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
+        // Progress lines are info lines: asking for them shows them.
+        (false, 0) if cli.stats_interval > 0 => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",
     };
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     env_logger::Builder::new()
         .parse_filters(&format!("pgstream={level},{}", if cli.verbose > 2 { "trace" } else { "warn" }))
         .parse_env("RUST_LOG")
-        .format(|buf, record| {
-            writeln!(buf, "pgstream: {}: {}", record.level().as_str().to_lowercase(), record.args())
+        .format(move |buf, record| {
+            let level = record.level();
+            if journald {
+                let priority = match level {
+                    log::Level::Error => 3,
+                    log::Level::Warn => 4,
+                    log::Level::Info => 6,
+                    log::Level::Debug | log::Level::Trace => 7,
+                };
+                writeln!(buf, "<{priority}>{}", record.args())
+            } else {
+                writeln!(buf, "pgstream: {}: {}", level.as_str().to_lowercase(), record.args())
+            }
         })
         .target(env_logger::Target::Stderr)
         .init();

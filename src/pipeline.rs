@@ -21,6 +21,8 @@ use crate::replication::commands;
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::{CatalogConn, SlotInfo};
+use crate::stats::Stats;
+use crate::systemd::Notifier;
 use crate::writer::{Chunk, Writer};
 
 /// Session settings pinned on every connection so that values print the
@@ -56,14 +58,30 @@ struct RunState {
     ack: Ack,
     catalog: Catalog,
     end_lsn: Option<Lsn>,
-    changes: u64,
+    stats: Stats,
+    notifier: Notifier,
     /// Set once the first session has read the slot's position.
     started: bool,
 }
 
+/// How the caller steers a run: `shutdown` turning true asks for a clean
+/// stop; each change of `report` asks for a progress line (SIGUSR1).
+pub struct Control {
+    pub shutdown: watch::Receiver<bool>,
+    pub report: watch::Receiver<()>,
+}
+
+impl Control {
+    /// Control by a shutdown flag alone.
+    pub fn new(shutdown: watch::Receiver<bool>) -> Control {
+        // A sender dropped at once: `report` never fires.
+        let (_, report) = watch::channel(());
+        Control { shutdown, report }
+    }
+}
+
 /// Runs until a clean stop (Ok), or an error that reconnecting cannot fix.
-/// `shutdown` turning true asks for a clean stop.
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(config: Config, control: Control) -> Result<()> {
     if config.drop_slot {
         return drop_slot(&config).await;
     }
@@ -78,13 +96,23 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             Some(EndLsn::At(lsn)) => Some(lsn),
             _ => None,
         },
-        changes: 0,
+        stats: Stats::default(),
+        notifier: Notifier::from_env(&|k| std::env::var(k).ok()),
         started: false,
     };
+    let result = reconnect_loop(&config, control, &mut writer, &mut st).await;
+    st.notifier.notify("STOPPING=1");
+    info!("{}", st.stats.summary());
+    result
+}
+
+/// Runs sessions, reconnecting with capped backoff after transient errors.
+async fn reconnect_loop(config: &Config, control: Control, writer: &mut Writer, st: &mut RunState) -> Result<()> {
+    let Control { mut shutdown, mut report } = control;
     let mut backoff = Duration::from_secs(1);
     loop {
         let mut streamed = false;
-        let result = session(&config, &mut writer, &mut st, &mut shutdown, &mut streamed).await;
+        let result = session(config, writer, st, &mut shutdown, &mut report, &mut streamed).await;
         match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && !config.no_loop && !*shutdown.borrow() => {
@@ -133,6 +161,7 @@ async fn session(
     writer: &mut Writer,
     st: &mut RunState,
     shutdown: &mut watch::Receiver<bool>,
+    report: &mut watch::Receiver<()>,
     streamed: &mut bool,
 ) -> Result<()> {
     // A stop during set-up (a slow connect, a slot wait) ends the run at once.
@@ -143,6 +172,7 @@ async fn session(
         r = start_stream(config, st) => r?,
     };
     *streamed = true;
+    st.notifier.notify(&format!("READY=1\nSTATUS=streaming from slot {}", config.slot));
     let mut stream = Stream {
         config,
         repl,
@@ -154,7 +184,7 @@ async fn session(
         stop: None,
         poll_at: None,
     };
-    let result = stream.run(writer, st, shutdown).await;
+    let result = stream.run(writer, st, shutdown, report).await;
     stream.close(st, result).await
 }
 
@@ -362,7 +392,16 @@ struct Stream<'c> {
 }
 
 impl Stream<'_> {
-    async fn run(&mut self, writer: &mut Writer, st: &mut RunState, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run(
+        &mut self,
+        writer: &mut Writer,
+        st: &mut RunState,
+        shutdown: &mut watch::Receiver<bool>,
+        report: &mut watch::Receiver<()>,
+    ) -> Result<()> {
+        let stats_every = self.config.stats_interval;
+        let mut stats_at = stats_every.map(|d| Instant::now() + d);
+        let mut watchdog_at = st.notifier.watchdog.map(|d| Instant::now() + d);
         self.send_status(st, st.end_lsn.is_some()).await?;
         let mut stop_deadline = None;
         loop {
@@ -389,6 +428,7 @@ impl Stream<'_> {
                 // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
                 _ = stop_requested(shutdown), if self.stop.is_none() => {
                     info!("stopping");
+                    st.notifier.notify("STOPPING=1");
                     self.stop = Some(Stop::Signal);
                 }
                 // PRIORITY 2: the writer flushed: more may be acknowledged and
@@ -401,6 +441,8 @@ impl Stream<'_> {
                         return Err(Error::Output(e));
                     }
                     st.ack.flushed(p.seq, p.commit_end);
+                    st.stats.bytes = p.bytes;
+                    st.stats.written = p.commit_end.unwrap_or(st.stats.written);
                 }
                 // PRIORITY 3: a periodic status update (also keeps the server
                 // from timing us out while output is blocked).
@@ -410,7 +452,17 @@ impl Stream<'_> {
                     self.poll_at = None;
                     self.send_status(st, true).await?;
                 }
-                // PRIORITY 5: server data, unless output is backed up or we stop.
+                // PRIORITY 5: progress reports and the systemd watchdog.
+                _ = report.changed() => info!("{}", st.stats.report()),
+                _ = sleep_until(stats_at.unwrap_or(far)), if stats_at.is_some() => {
+                    info!("{}", st.stats.report());
+                    stats_at = stats_every.map(|d| Instant::now() + d);
+                }
+                _ = sleep_until(watchdog_at.unwrap_or(far)), if watchdog_at.is_some() => {
+                    st.notifier.notify("WATCHDOG=1");
+                    watchdog_at = st.notifier.watchdog.map(|d| Instant::now() + d);
+                }
+                // PRIORITY 6: server data, unless output is backed up or we stop.
                 event = self.repl.recv(), if self.pending.is_none() && self.stop.is_none() => {
                     self.on_event(event?, st).await?;
                 }
@@ -448,6 +500,7 @@ impl Stream<'_> {
         match CopyMessage::parse(bytes).map_err(|e| Error::Protocol(e.to_string()))? {
             CopyMessage::Keepalive { wal_end, reply } => {
                 st.ack.keepalive(wal_end);
+                st.stats.server = st.stats.server.max(wal_end);
                 if let Some(end) = st.end_lsn {
                     if !st.ack.in_txn() {
                         if wal_end >= end {
@@ -462,15 +515,16 @@ impl Stream<'_> {
                     self.send_status(st, false).await?;
                 }
             }
-            CopyMessage::XLogData { wal_start, data, .. } => loop {
-                let RunState { ack, catalog, end_lsn, changes, .. } = &mut *st;
+            CopyMessage::XLogData { wal_start, wal_end, data } => loop {
+                st.stats.server = st.stats.server.max(wal_end);
+                let RunState { ack, catalog, end_lsn, stats, .. } = &mut *st;
                 let mut sink = Emitter {
                     config: self.config,
                     out: &mut self.out,
                     commit_end: &mut self.commit_end,
                     stop: &mut self.stop,
                     ack,
-                    changes,
+                    stats,
                     end_lsn: *end_lsn,
                 };
                 match self.decoder.decode(wal_start, &data, catalog, &mut sink)? {
@@ -490,6 +544,10 @@ impl Stream<'_> {
     async fn send_status(&mut self, st: &mut RunState, reply: bool) -> Result<()> {
         let lsn = st.ack.report(Instant::now());
         debug!("status update: flushed {}", fmt_lsn(lsn));
+        if lsn != st.stats.acked {
+            st.stats.acked = lsn;
+            st.notifier.notify(&format!("STATUS=streaming from slot {}, acknowledged {}", self.config.slot, fmt_lsn(lsn)));
+        }
         self.repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf)).await
     }
 
@@ -499,6 +557,7 @@ impl Stream<'_> {
         let Stream { mut repl, .. } = self;
         if matches!(&result, Ok(()) | Err(Error::Output(_))) {
             let lsn = st.ack.report(Instant::now());
+            st.stats.acked = lsn;
             debug!("final status update: flushed {}", fmt_lsn(lsn));
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf)).await?;
             match timeout(Duration::from_millis(500), repl.finish()).await {
@@ -519,17 +578,17 @@ struct Emitter<'a> {
     commit_end: &'a mut Option<Lsn>,
     stop: &'a mut Option<Stop>,
     ack: &'a mut Ack,
-    changes: &'a mut u64,
+    stats: &'a mut Stats,
     end_lsn: Option<Lsn>,
 }
 
 impl Emitter<'_> {
     fn count_change(&mut self) {
-        *self.changes += 1;
+        self.stats.changes += 1;
     }
 
     fn max_reached(&self) -> bool {
-        self.config.max_changes.is_some_and(|max| *self.changes >= max)
+        self.config.max_changes.is_some_and(|max| self.stats.changes >= max)
     }
 }
 
@@ -559,6 +618,7 @@ impl Sink for Emitter<'_> {
                 }
                 *self.commit_end = ev.end_lsn.or(*self.commit_end);
                 self.ack.end();
+                self.stats.transactions += 1;
                 if self.max_reached() {
                     *self.stop = Some(Stop::MaxChanges);
                 } else if let (Some(end), Some(commit_end)) = (self.end_lsn, ev.end_lsn) {

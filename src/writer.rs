@@ -38,6 +38,8 @@ pub struct Progress {
     pub seq: u64,
     /// The last commit end among those chunks.
     pub commit_end: Option<Lsn>,
+    /// Bytes written so far.
+    pub bytes: u64,
     /// Writing failed (the thread has stopped).
     pub failed: Option<io::ErrorKind>,
 }
@@ -97,6 +99,7 @@ impl Writer {
                         return fail(e, state);
                     }
                     state.seq = chunk.seq;
+                    state.bytes += chunk.bytes.len() as u64;
                     state.commit_end = chunk.commit_end.or(state.commit_end);
                     let mut bytes = chunk.bytes;
                     bytes.clear();

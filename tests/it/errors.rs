@@ -18,7 +18,6 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 
 use crate::harness::{
     parse_lsn, quote_literal, run, wait_until, Cluster, Output, Proc, TestDb, CLEAR_PASSWORD,
@@ -776,7 +775,7 @@ fn db_with_one_insert(prefix: &str, slots: &[&str]) -> TestDb {
 fn has_insert(out: &Output, table: &str, id: i64) -> bool {
     out.json()
         .iter()
-        .any(|e| e["op"] == "insert" && e["table"] == table && e["new"]["id"] == Value::from(id))
+        .any(|e| e["op"] == "insert" && e["table"] == table && e["new"]["id"] == id)
 }
 
 /// The run exited 0, emitted the insert of row 1 into `t`, and showed no
@@ -952,7 +951,8 @@ fn connection_forms_reach_the_right_database() {
         ("PGDATABASE", other.name.as_str()),
         ("PGUSER", NOREPL_USER),
     ];
-    let forms: Vec<(&str, Vec<String>, Vec<(&str, &str)>)> = vec![
+    type Form<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>);
+    let forms: Vec<Form<'_>> = vec![
         (
             "-d NAME",
             [db.conn_args(), tail("err_form_name")].concat(),

@@ -511,7 +511,7 @@ impl Server {
     }
 }
 
-fn vec_of(items: &[&str]) -> Vec<String> {
+pub fn vec_of(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 

@@ -10,3 +10,4 @@ mod values;
 mod lifecycle;
 mod errors;
 mod faults;
+mod operations;
