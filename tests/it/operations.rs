@@ -107,3 +107,22 @@ fn journald_lines_carry_syslog_priorities() {
     assert!(out.stderr.lines().any(|l| l.starts_with("<6>created slot")), "{}", out.stderr);
     assert!(!out.stderr.contains("pgstream: info"), "{}", out.stderr);
 }
+
+#[test]
+fn example_unit_passes_systemd_analyze_verify() {
+    let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed: unit file not verified");
+        return;
+    };
+    assert!(out.status.success());
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/pgstream.service")).unwrap();
+    let unit = unit.replace("/usr/local/bin/pgstream", crate::harness::pgstream_bin().to_str().unwrap());
+    let dir = std::env::temp_dir().join(format!("pgstream-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pgstream@orders.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
