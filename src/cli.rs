@@ -79,6 +79,12 @@ pub struct Cli {
     /// Exit 0 at the end of the transaction holding the N-th change
     #[arg(long, value_name = "N", help_heading = "Stream")]
     pub max_changes: Option<u64>,
+    /// Stream only tables matching schema.table (`*` wildcards; repeatable)
+    #[arg(long = "table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream")]
+    pub tables: Vec<String>,
+    /// Skip tables matching schema.table (`*` wildcards; repeatable)
+    #[arg(long = "exclude-table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream")]
+    pub exclude_tables: Vec<String>,
     /// Also emit begin and commit events
     #[arg(long, help_heading = "Stream")]
     pub include_tx: bool,

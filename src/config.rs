@@ -7,6 +7,7 @@ use crate::cli::Cli;
 use crate::conninfo::{ConnArgs, ConnParams};
 use crate::error::{Error, Result};
 use crate::event::{parse_lsn, Lsn};
+use crate::filter::TableFilter;
 use crate::writer::Target;
 
 /// The output plugin of a slot.
@@ -57,6 +58,7 @@ pub struct Config {
     pub start_lsn: Option<Lsn>,
     pub end_lsn: Option<EndLsn>,
     pub max_changes: Option<u64>,
+    pub tables: TableFilter,
     pub include_tx: bool,
     pub include_messages: bool,
     pub proto_version: Option<u32>,
@@ -107,6 +109,7 @@ impl Config {
             start_lsn,
             end_lsn,
             max_changes: cli.max_changes,
+            tables: TableFilter::new(&cli.tables, &cli.exclude_tables)?,
             include_tx: cli.include_tx,
             include_messages: cli.include_messages,
             proto_version: cli.proto_version,

@@ -26,6 +26,7 @@ pub mod conninfo;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod output;
 pub mod pipeline;
 pub mod replication;

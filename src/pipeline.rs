@@ -599,6 +599,11 @@ impl Sink for Emitter<'_> {
             // comes again next run.
             return Ok(());
         }
+        if let Some(rel) = ev.relation {
+            if !self.config.tables.matches(&rel.schema, &rel.name) {
+                return Ok(());
+            }
+        }
         match ev.op {
             Op::Begin => {
                 if let (Some(end), Some(commit)) = (self.end_lsn, ev.commit_lsn) {

@@ -11,3 +11,4 @@ mod lifecycle;
 mod errors;
 mod faults;
 mod operations;
+mod filters;
