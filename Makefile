@@ -28,8 +28,13 @@ test: deps
 demo:
 	bash scripts/demo.sh
 
-bench:
-	@echo "make bench: not implemented yet"
+# pgstream vs pg_recvlogical on a throwaway PostgreSQL; writes bench/RESULTS.md.
+# Only prints, never fails on slow numbers. Flags: make bench BENCH_ARGS='--reps 5'
+# (python3 bench/run.py --help lists them).
+bench: deps
+	$(CARGO) build --release
+	BENCH_INVOKED_AS="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+	  python3 bench/run.py --pgstream "$${CARGO_TARGET_DIR:-target}/release/pgstream" $(BENCH_ARGS)
 
 lint:
 	$(CARGO) fmt --check

@@ -1,0 +1,1064 @@
+#!/usr/bin/env python3
+"""make bench: pgstream against pg_recvlogical, on a throwaway PostgreSQL (issue 8).
+
+For each workload: create the table and publication, create one logical slot
+per consumer and repetition *before* the workload (so every consumer drains the
+same backlog), run the workload, then time each consumer draining its slot to
+the same end LSN. Repetitions alternate the order of the consumers. Each
+consumer runs under /usr/bin/time, which reports its user+sys CPU and peak RSS
+(getrusage of a child forked from Python would report Python's own RSS).
+
+Then the latency test: a steady light write load (pgbench, single-row commits
+storing clock_timestamp()) while pgstream streams live; the reader timestamps
+every line on arrival and reports commit->line latency percentiles.
+
+Only prints: slow numbers never fail the run. Results go to bench/RESULTS.md.
+Standard library only (Python >= 3.8). `python3 bench/run.py --help` for flags.
+"""
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PUB = "benchpub"
+TABLE = "bench"
+
+# Columns of the base table, and the expression for row g.
+BASE_DDL = (
+    f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, a int, b text, c timestamptz,"
+    " d numeric, e jsonb, f boolean)"
+)
+BASE_ROW = (
+    "g, g::int, 'row ' || g, clock_timestamp(), g * 1.25,"
+    " jsonb_build_object('k', g, 'tag', 'x'), g % 2 = 0"
+)
+
+# --------------------------------------------------------------------------
+# Workloads. Each returns (ddl statements, workload SQL). The workload SQL is one
+# DO block that commits as it goes and ends with RAISE NOTICE 'bench_changes=N'
+# (row counts as the server reports them), so the expected change count never
+# depends on arithmetic here.
+# --------------------------------------------------------------------------
+
+
+def wl_inserts(n, tx):
+    return [BASE_DDL], f"""
+DO $$
+DECLARE n bigint := {n}; t bigint := {tx}; i bigint := 0; k bigint; total bigint := 0;
+BEGIN
+  WHILE i < n LOOP
+    INSERT INTO {TABLE} SELECT {BASE_ROW} FROM generate_series(i + 1, least(i + t, n)) g;
+    GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    COMMIT;
+    i := i + t;
+  END LOOP;
+  RAISE NOTICE 'bench_changes=%', total;
+END $$;"""
+
+
+def wl_mixed(n, tx):
+    # Transactions of `tx` operations: half inserts of new rows, 30 % updates of
+    # rows inserted by the previous transaction, 20 % deletes of rows inserted
+    # two transactions back (rows that were not updated).
+    ins, upd = tx // 2, (tx * 3) // 10
+    dele = tx - ins - upd
+    nb = max(1, math.ceil(n / tx))
+    return [BASE_DDL], f"""
+DO $$
+DECLARE nb bigint := {nb}; ins bigint := {ins}; upd bigint := {upd}; del bigint := {dele};
+        i bigint; k bigint; total bigint := 0;
+BEGIN
+  FOR i IN 0 .. nb - 1 LOOP
+    INSERT INTO {TABLE} SELECT {BASE_ROW} FROM generate_series(ins * i + 1, ins * i + ins) g;
+    GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    IF i >= 1 THEN
+      UPDATE {TABLE} SET a = a + 1, b = 'updated ' || id, c = clock_timestamp(),
+                     d = d + 1, e = e || '{{"u": true}}', f = NOT f
+       WHERE id BETWEEN ins * (i - 1) + 1 AND ins * (i - 1) + upd;
+      GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    END IF;
+    IF i >= 2 THEN
+      DELETE FROM {TABLE} WHERE id BETWEEN ins * (i - 2) + upd + 1 AND ins * (i - 2) + upd + del;
+      GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    END IF;
+    COMMIT;
+  END LOOP;
+  RAISE NOTICE 'bench_changes=%', total;
+END $$;"""
+
+
+def wl_onetx(n, tx):
+    return [BASE_DDL], f"""
+DO $$
+DECLARE k bigint;
+BEGIN
+  INSERT INTO {TABLE} SELECT {BASE_ROW} FROM generate_series(1, {n}) g;
+  GET DIAGNOSTICS k = ROW_COUNT;
+  RAISE NOTICE 'bench_changes=%', k;
+END $$;"""
+
+
+WIDE_TYPES = [
+    ("int", "(g + {j})::int"),
+    ("text", "'v{j}-' || g"),
+    ("timestamptz", "timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second'"),
+    ("numeric", "g * 0.01 + {j}"),
+    ("jsonb", "jsonb_build_object('j', {j}, 'g', g)"),
+    ("boolean", "(g + {j}) % 2 = 0"),
+    ("double precision", "g / 7.0::float8 + {j}"),
+]
+
+
+def wl_wide(n, tx):
+    cols, exprs = [], []
+    for j in range(1, 50):  # id + 49 = 50 columns
+        typ, expr = WIDE_TYPES[(j - 1) % len(WIDE_TYPES)]
+        cols.append(f"c{j:02d} {typ}")
+        exprs.append(expr.format(j=j))
+    ddl = f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, {', '.join(cols)})"
+    return [ddl], f"""
+DO $$
+DECLARE n bigint := {n}; t bigint := {tx}; i bigint := 0; k bigint; total bigint := 0;
+BEGIN
+  WHILE i < n LOOP
+    INSERT INTO {TABLE} SELECT g, {', '.join(exprs)} FROM generate_series(i + 1, least(i + t, n)) g;
+    GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    COMMIT;
+    i := i + t;
+  END LOOP;
+  RAISE NOTICE 'bench_changes=%', total;
+END $$;"""
+
+
+def wl_toast(n, tx):
+    # b is 10,240 bytes stored out of line uncompressed (STORAGE EXTERNAL), so
+    # every insert carries a TOASTed value; then every row is updated without
+    # touching b (the server sends b as "unchanged TOAST").
+    t = max(1, min(tx, 100))
+    ddl = [BASE_DDL, f"ALTER TABLE {TABLE} ALTER COLUMN b SET STORAGE EXTERNAL"]
+    return ddl, f"""
+DO $$
+DECLARE n bigint := {n}; t bigint := {t}; i bigint := 0; k bigint; total bigint := 0;
+BEGIN
+  WHILE i < n LOOP
+    INSERT INTO {TABLE}
+      SELECT g, g::int, repeat(md5(g::text), 320), clock_timestamp(), g * 1.25,
+             jsonb_build_object('k', g), g % 2 = 0
+        FROM generate_series(i + 1, least(i + t, n)) g;
+    GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    COMMIT;
+    i := i + t;
+  END LOOP;
+  i := 0;
+  WHILE i < n LOOP
+    UPDATE {TABLE} SET a = a + 1, c = clock_timestamp() WHERE id BETWEEN i + 1 AND least(i + t, n);
+    GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
+    COMMIT;
+    i := i + t;
+  END LOOP;
+  RAISE NOTICE 'bench_changes=%', total;
+END $$;"""
+
+
+# name -> (builder, default size, description with {n} and {tx})
+WORKLOADS = {
+    "inserts": (wl_inserts, 1_000_000, "{n} single-row inserts in transactions of {tx}"),
+    "mixed": (
+        wl_mixed,
+        300_000,
+        "~{n} changes in transactions of {tx}: 50 % inserts, 30 % updates, 20 % deletes",
+    ),
+    "onetx": (wl_onetx, 300_000, "one transaction inserting {n} rows"),
+    "wide": (wl_wide, 100_000, "{n} inserts of 50-column rows in transactions of {tx}"),
+    "toast": (
+        wl_toast,
+        20_000,
+        "{n} inserts with a 10 kB out-of-line TOASTed text, then {n} updates "
+        "leaving it unchanged (transactions of 100)",
+    ),
+}
+
+# Consumers of the backlog: key -> (label, plugin, matching pg_recvlogical key or None)
+CONSUMERS = {
+    "rl_pgo": ("pg_recvlogical pgoutput", "pgoutput", None),
+    "pgs_pgo": ("pgstream pgoutput", "pgoutput", "rl_pgo"),
+    "pgs_wc": ("pgstream pgoutput \\| wc -l", "pgoutput", "rl_pgo"),
+    "rl_w2j": ("pg_recvlogical wal2json", "wal2json", None),
+    "pgs_w2j": ("pgstream wal2json", "wal2json", "rl_w2j"),
+}
+W2J_OPTS = ["format-version=2", "include-xids=1", "include-timestamp=1", "include-lsn=1"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Measuring a process: /usr/bin/time when available, else wait4 + VmHWM polling.
+# --------------------------------------------------------------------------
+
+
+def find_time():
+    t = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+    if t and is_gnu_time(t):
+        return t
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("bench: /usr/bin/time missing; apt-get install time")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "time"], env=env, check=False)
+        t = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+        if t and is_gnu_time(t):
+            return t
+    log("bench: no GNU time; measuring with wait4() and /proc/PID/status VmHWM instead")
+    return None
+
+
+def is_gnu_time(path):
+    try:
+        r = subprocess.run(
+            [path, "-f", "%M", "true"], capture_output=True, text=True, timeout=10
+        )
+        return r.returncode == 0 and r.stderr.strip().splitlines()[-1].isdigit()
+    except Exception:
+        return False
+
+
+class Measured:
+    def __init__(self, rc, wall, user, sys_, rss_kb):
+        self.rc, self.wall, self.user, self.sys, self.rss_kb = rc, wall, user, sys_, rss_kb
+        self.count = None
+        self.note = ""
+
+    @property
+    def cpu(self):
+        return self.user + self.sys
+
+
+class Runner:
+    def __init__(self, workdir, env, time_bin):
+        self.workdir = Path(workdir)
+        self.env = env
+        self.time_bin = time_bin
+        self.seq = 0
+
+    def run(self, cmd, timeout, pipe_to_wc=False, stdout_path=os.devnull):
+        """Runs cmd with stdout to stdout_path (or into `wc -l`); returns Measured."""
+        self.seq += 1
+        tfile = self.workdir / f"time.{self.seq}"
+        efile = self.workdir / f"stderr.{self.seq}"
+        full = list(cmd)
+        if self.time_bin:
+            full = [self.time_bin, "-f", "%e %U %S %M", "-o", str(tfile)] + full
+        hwm = [0]
+        with open(efile, "wb") as err, open(stdout_path, "wb") as out:
+            t0 = time.monotonic()
+            p = subprocess.Popen(
+                full,
+                stdout=subprocess.PIPE if pipe_to_wc else out,
+                stderr=err,
+                env=self.env,
+                start_new_session=True,
+            )
+            wc = None
+            if pipe_to_wc:
+                wc = subprocess.Popen(["wc", "-l"], stdin=p.stdout, stdout=subprocess.PIPE)
+                p.stdout.close()
+            poller = None
+            if not self.time_bin:
+                poller = threading.Thread(target=poll_hwm, args=(p.pid, hwm), daemon=True)
+                poller.start()
+            try:
+                _, status, ru = wait4_timeout(p, timeout)
+            except BaseException as e:
+                if not isinstance(e, subprocess.TimeoutExpired):
+                    kill_group(p)  # interrupted: take the consumer down with us
+                    if wc:
+                        wc.kill()
+                    raise
+                kill_group(p)
+                if wc:
+                    wc.kill()
+                    wc.wait()
+                m = Measured(-9, float("nan"), 0.0, 0.0, 0)
+                m.note = f"timed out after {timeout} s"
+                return m
+            wall = time.monotonic() - t0
+            rc = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else (status >> 8)
+            count = None
+            if wc:
+                out_wc, _ = wc.communicate()
+                wall = time.monotonic() - t0
+                try:
+                    count = int(out_wc.split()[0])
+                except (ValueError, IndexError):
+                    count = None
+        if self.time_bin:
+            user = sys_ = 0.0
+            rss = 0
+            try:
+                lines = [l for l in tfile.read_text().splitlines() if l.strip()]
+                _, user, sys_, rss = lines[-1].split()
+                user, sys_, rss = float(user), float(sys_), int(rss)
+            except (OSError, ValueError, IndexError):
+                pass
+        else:
+            if poller:
+                poller.join(timeout=1)
+            user, sys_, rss = ru.ru_utime, ru.ru_stime, hwm[0]
+        m = Measured(rc, wall, user, sys_, rss)
+        m.count = count
+        if rc != 0:
+            tail = efile.read_text(errors="replace").strip().splitlines()[-3:]
+            m.note = f"exit {rc}: " + " / ".join(tail)
+        return m
+
+
+def wait4_timeout(p, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = 0  # reaped here; keep Popen from waiting again
+            return pid, status, ru
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(p.args, timeout)
+        time.sleep(0.002)
+
+
+def poll_hwm(pid, box):
+    path = f"/proc/{pid}/status"
+    while True:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        box[0] = max(box[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            return
+        time.sleep(0.02)
+
+
+def kill_group(p, sig=signal.SIGKILL):
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        p.wait(timeout=10)
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------
+# The throwaway cluster.
+# --------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, args):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="pgsb.", dir="/tmp")
+        self.env = None
+        self.bindir = None
+        self.started = False
+
+    def start(self):
+        log(f"bench: starting a throwaway PostgreSQL in {self.dir}")
+        r = subprocess.run(
+            ["bash", str(REPO / "scripts" / "pgtemp.sh"), "start", self.dir],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise BenchError("scripts/pgtemp.sh start failed")
+        self.started = True
+        env = dict(os.environ)
+        for line in r.stdout.splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = shlex.split(v)[0] if v else ""
+        env["PGDATABASE"] = "postgres"
+        for k in ("PGPASSWORD", "PGSERVICE", "PGOPTIONS", "PGSSLMODE", "PGSTREAM_SLOT", "RUST_LOG"):
+            env.pop(k, None)
+        self.env = env
+        self.bindir = self.psql("SELECT setting FROM pg_config WHERE name = 'BINDIR'").strip()
+        if not (Path(self.bindir) / "pg_ctl").exists():
+            self.bindir = str(Path(shutil.which("pg_ctl") or "/usr/bin/pg_ctl").parent)
+
+    def configure(self, nslots):
+        n = max(16, nslots + 8)
+        settings = {
+            "max_replication_slots": n,
+            "max_wal_senders": n,
+            "max_connections": max(100, n + 20),
+            "max_wal_size": "'32GB'",
+            "min_wal_size": "'1GB'",
+            "checkpoint_timeout": "'1h'",
+            "autovacuum": "off",
+            "synchronous_commit": "on",
+            "wal_sender_timeout": "'5min'",
+        }
+        self.psql("\n".join(f"ALTER SYSTEM SET {k} = {v};" for k, v in settings.items()))
+        cmd = [
+            str(Path(self.bindir) / "pg_ctl"),
+            "-D", f"{self.dir}/data", "-l", f"{self.dir}/server.log",
+            "-w", "-t", "120", "-m", "fast", "restart",
+        ]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise BenchError("pg_ctl restart failed: " + r.stderr)
+        for _ in range(600):
+            if subprocess.run(
+                [str(Path(self.bindir) / "pg_isready"), "-q"], env=self.env
+            ).returncode == 0:
+                return settings
+            time.sleep(0.1)
+        raise BenchError("server did not come back after restart")
+
+    def psql(self, sql, notices=False):
+        r = subprocess.run(
+            [str(Path(self.bindir) / "psql") if self.bindir else "psql",
+             "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+            input=sql,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"psql failed: {r.stderr.strip()}\nSQL: {sql[:500]}")
+        return (r.stdout, r.stderr) if notices else r.stdout
+
+    def stop(self):
+        if self.started:
+            subprocess.run(
+                ["bash", str(REPO / "scripts" / "pgtemp.sh"), "stop", self.dir],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.started = False
+        elif os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+
+
+def consumer_cmd(key, slot, end_lsn, pgstream, bindir):
+    recv = str(Path(bindir) / "pg_recvlogical")
+    if key in ("pgs_pgo", "pgs_wc"):
+        return [pgstream, "-d", "postgres", "-S", slot, "--publication", PUB,
+                "--end-lsn", end_lsn, "-q"]
+    if key == "pgs_w2j":
+        return [pgstream, "-d", "postgres", "-S", slot, "-P", "wal2json", "--publication", PUB,
+                "--end-lsn", end_lsn, "-q"]
+    if key == "rl_pgo":
+        return [recv, "-d", "postgres", "-S", slot, "--start", "-o", "proto_version=1",
+                "-o", f"publication_names={PUB}", "--endpos", end_lsn, "-f", "/dev/null"]
+    if key == "rl_w2j":
+        opts = []
+        for o in W2J_OPTS + [f"add-tables=public.{TABLE}"]:
+            opts += ["-o", o]
+        return [recv, "-d", "postgres", "-S", slot, "--start"] + opts + [
+            "--endpos", end_lsn, "-f", "/dev/null"]
+    raise KeyError(key)
+
+
+def display_cmd(cmd):
+    c = [Path(cmd[0]).name if cmd[0].endswith("pg_recvlogical") else cmd[0]] + cmd[1:]
+    return " ".join(shlex.quote(x) for x in c)
+
+
+def probe_wal2json(cl, pgstream, runner):
+    """Returns (pgstream_supports_wal2json, wal2json_installed, note)."""
+    cl.psql(f"""
+DROP PUBLICATION IF EXISTS {PUB};
+CREATE TABLE bench_probe (id bigint PRIMARY KEY, v text);
+CREATE PUBLICATION {PUB} FOR TABLE bench_probe;""")
+    try:
+        cl.psql("SELECT pg_create_logical_replication_slot('probe_w2j', 'wal2json');")
+    except BenchError as e:
+        cl.psql(f"DROP TABLE bench_probe; DROP PUBLICATION {PUB};")
+        return False, False, f"wal2json is not installed ({e})"
+    cl.psql("INSERT INTO bench_probe VALUES (1, 'probe');")
+    lsn = cl.psql("SELECT pg_current_wal_flush_lsn();").strip()
+    cmd = [pgstream, "-d", "postgres", "-S", "probe_w2j", "-P", "wal2json", "--publication", PUB,
+           "--end-lsn", lsn, "-q"]
+    m = runner.run(cmd, timeout=60)
+    cl.psql(f"""
+SELECT pg_drop_replication_slot('probe_w2j');
+DROP TABLE bench_probe; DROP PUBLICATION {PUB};""")
+    if m.rc == 0:
+        return True, True, "pgstream exited 0 on a wal2json slot"
+    return False, True, f"pgstream on a wal2json slot: {m.note or 'exit ' + str(m.rc)}"
+
+
+def run_workload(name, size, args, cl, runner, active, pgstream):
+    builder, _, desc = WORKLOADS[name]
+    ddl, sql = builder(size, args.tx_size)
+    cl.psql(f"DROP TABLE IF EXISTS {TABLE}; DROP SEQUENCE IF EXISTS bench_id_seq; "
+            f"DROP PUBLICATION IF EXISTS {PUB};\n"
+            + ";\n".join(ddl) + f";\nCREATE PUBLICATION {PUB} FOR TABLE {TABLE};\nCHECKPOINT;")
+    slots = {}
+    create = []
+    for rep in range(args.reps):
+        for key in active:
+            slot = f"{name}_{key}_{rep}"
+            slots[(key, rep)] = slot
+            create.append(
+                f"SELECT pg_create_logical_replication_slot('{slot}', '{CONSUMERS[key][1]}');")
+    cl.psql("\n".join(create))
+    start_lsn = cl.psql("SELECT pg_current_wal_insert_lsn();").strip()
+    log(f"[{name}] workload: {desc.format(n=f'{size:,}', tx=f'{args.tx_size:,}')}")
+    t0 = time.monotonic()
+    _, notices = cl.psql(sql, notices=True)
+    gen_s = time.monotonic() - t0
+    mt = re.search(r"bench_changes=(\d+)", notices)
+    if not mt:
+        raise BenchError(f"workload {name} reported no change count: {notices}")
+    changes = int(mt.group(1))
+    end_lsn = cl.psql("SELECT pg_current_wal_flush_lsn();").strip()
+    wal_mb = float(cl.psql(f"SELECT pg_wal_lsn_diff('{end_lsn}', '{start_lsn}') / 1e6;"))
+    log(f"[{name}] {changes:,} changes, {wal_mb:,.0f} MB of WAL, written in {gen_s:.1f} s; "
+        f"draining to {end_lsn}")
+    timeout = args.timeout or max(300, 60 + changes // 2000)
+    res = {k: [] for k in active}
+    for rep in range(args.reps):
+        order = active[rep % len(active):] + active[: rep % len(active)]
+        for key in order:
+            cmd = consumer_cmd(key, slots[(key, rep)], end_lsn, pgstream, cl.bindir)
+            m = runner.run(cmd, timeout=timeout, pipe_to_wc=(key == "pgs_wc"))
+            extra = ""
+            if key == "pgs_wc":
+                ok = m.count == changes
+                m.note = (m.note + "; " if m.note else "") + (
+                    f"count {m.count:,} ok" if ok else
+                    f"COUNT MISMATCH: {m.count} lines, {changes} changes")
+                extra = f", {m.count} lines ({'ok' if ok else 'MISMATCH, expected ' + str(changes)})"
+            status = "" if m.rc == 0 else f"  FAILED: {m.note}"
+            log(f"[{name}] rep {rep + 1}/{args.reps} {CONSUMERS[key][0].replace(chr(92), ''):28s} "
+                f"{m.wall:7.2f} s wall, {m.cpu:6.2f} s CPU, {m.rss_kb / 1024:6.1f} MB{extra}{status}")
+            res[key].append(m)
+    cl.psql("\n".join(f"SELECT pg_drop_replication_slot('{s}');" for s in slots.values())
+            + f"\nDROP TABLE {TABLE}; DROP PUBLICATION {PUB}; CHECKPOINT;")
+    cmds = {k: display_cmd(consumer_cmd(k, f"{name}_{k}_N", "<LSN>", "pgstream", cl.bindir))
+            for k in active}
+    return dict(name=name, size=size, desc=desc, changes=changes, wal_mb=wal_mb,
+                gen_s=gen_s, res=res, cmds=cmds)
+
+
+# --------------------------------------------------------------------------
+# Latency
+# --------------------------------------------------------------------------
+
+
+def parse_ts(s):
+    return dt.datetime.fromisoformat(s).timestamp()
+
+
+def latency_run(key, args, cl, pgstream):
+    label = {"pgs_pgo": "pgstream pgoutput", "pgs_w2j": "pgstream wal2json",
+             "rl_w2j": "pg_recvlogical wal2json (-f -)"}[key]
+    plugin = "wal2json" if key.endswith("w2j") else "pgoutput"
+    slot = f"lat_{key}"
+    cl.psql(f"DROP TABLE IF EXISTS {TABLE}; DROP SEQUENCE IF EXISTS bench_id_seq; "
+            f"DROP PUBLICATION IF EXISTS {PUB};\n{BASE_DDL};\nCREATE SEQUENCE bench_id_seq;\n"
+            f"CREATE PUBLICATION {PUB} FOR TABLE {TABLE};\n"
+            f"SELECT pg_create_logical_replication_slot('{slot}', '{plugin}');")
+    if key == "pgs_pgo":
+        cmd = [pgstream, "-d", "postgres", "-S", slot, "--publication", PUB, "-q"]
+    elif key == "pgs_w2j":
+        cmd = [pgstream, "-d", "postgres", "-S", slot, "-P", "wal2json", "--publication", PUB, "-q"]
+    else:
+        cmd = [str(Path(cl.bindir) / "pg_recvlogical"), "-d", "postgres", "-S", slot, "--start"]
+        for o in W2J_OPTS + [f"add-tables=public.{TABLE}"]:
+            cmd += ["-o", o]
+        cmd += ["-f", "-"]
+    arrivals = []
+    errf = open(Path(args.workdir) / f"lat_{key}.stderr", "wb")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=cl.env,
+                         start_new_session=True)
+
+    def reader():
+        for line in p.stdout:
+            arrivals.append((time.time(), line))
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    result = dict(label=label, cmd=display_cmd(cmd), n=0, note="")
+    try:
+        for _ in range(300):
+            if cl.psql(f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}';"
+                       ).strip() == "t" or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        if p.poll() is not None:
+            result["note"] = f"consumer exited {p.returncode} before the load"
+            return result
+        time.sleep(1.0)
+        script = Path(args.workdir) / "latency.sql"
+        script.write_text(
+            f"INSERT INTO {TABLE} (id, a, b, c, d, e, f) VALUES (nextval('bench_id_seq'), "
+            "1, 'latency', clock_timestamp(), 1.5, '{\"k\": 1}', true);\n")
+        pgbench = Path(cl.bindir) / "pgbench"
+        if pgbench.exists():
+            subprocess.run([str(pgbench), "-n", "-c", "1", "-j", "1", "-R", str(args.latency_rate),
+                            "-T", str(args.latency_seconds), "-f", str(script), "postgres"],
+                           env=cl.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:  # paced psql: one statement every 1/rate s
+            q = subprocess.Popen([str(Path(cl.bindir) / "psql"), "-X", "-q"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, env=cl.env, text=True)
+            stmt = script.read_text()
+            t0 = time.monotonic()
+            n = int(args.latency_rate * args.latency_seconds)
+            for i in range(n):
+                delay = t0 + i / args.latency_rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                q.stdin.write(stmt)
+                q.stdin.flush()
+            q.stdin.close()
+            q.wait()
+        expected = int(cl.psql(f"SELECT count(*) FROM {TABLE};"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if count_inserts(key, arrivals) >= expected:
+                break
+            time.sleep(0.05)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            kill_group(p)
+        th.join(timeout=5)
+        errf.close()
+        cl.psql(f"SELECT pg_drop_replication_slot('{slot}');\nDROP TABLE {TABLE}; "
+                f"DROP SEQUENCE bench_id_seq; DROP PUBLICATION {PUB};")
+    lats = []
+    for t, line in list(arrivals):
+        try:
+            obj = json.loads(line)
+            if key.startswith("pgs"):
+                if obj.get("op") != "insert":
+                    continue
+                c = obj["new"]["c"]
+            else:
+                if obj.get("action") != "I":
+                    continue
+                c = next(col["value"] for col in obj["columns"] if col["name"] == "c")
+            lats.append((t - parse_ts(c)) * 1000.0)
+        except (ValueError, KeyError, StopIteration, TypeError):
+            continue
+    result["n"] = len(lats)
+    result["expected"] = expected
+    if p.returncode not in (0, None) and key.startswith("pgs"):
+        result["note"] = f"pgstream exited {p.returncode} on SIGTERM"
+    if lats:
+        lats.sort()
+        result.update(p50=pct(lats, 50), p99=pct(lats, 99), max=lats[-1],
+                      mean=statistics.fmean(lats))
+    return result
+
+
+def count_inserts(key, arrivals):
+    if key.startswith("pgs"):
+        return len(arrivals)
+    return sum(1 for _, l in list(arrivals) if l.startswith(b'{"action":"I"'))
+
+
+def pct(sorted_vals, p):
+    k = max(0, math.ceil(p / 100 * len(sorted_vals)) - 1)
+    return sorted_vals[k]
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def med(ms, attr):
+    vals = [getattr(m, attr) for m in ms if m.rc == 0]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec=".2f", none="—"):
+    return none if v is None else format(v, spec)
+
+
+def table_rows(wl, w2j_supported, w2j_installed):
+    rows = []
+    for key in ["rl_pgo", "pgs_pgo", "pgs_wc", "rl_w2j", "pgs_w2j"]:
+        label, plugin, ref = CONSUMERS[key]
+        ms = wl["res"].get(key)
+        if key == "pgs_w2j" and not w2j_supported:
+            why = "n/a (not supported yet)" if w2j_installed else "n/a (wal2json not installed)"
+            rows.append([wl["name"], f"{wl['changes']:,}", label, why, "—", "—", "—", "—", "—", ""])
+            continue
+        if key == "rl_w2j" and not w2j_installed:
+            rows.append([wl["name"], f"{wl['changes']:,}", label, "n/a (wal2json not installed)",
+                         "—", "—", "—", "—", "—", ""])
+            continue
+        if not ms:
+            continue
+        ok = [m for m in ms if m.rc == 0]
+        wall = med(ms, "wall")
+        if not ok:
+            rows.append([wl["name"], f"{wl['changes']:,}", label, "FAILED", "—", "—", "—", "—", "—",
+                         ms[0].note])
+            continue
+        spread = f"{min(m.wall for m in ok):.2f}–{max(m.wall for m in ok):.2f}"
+        cpu, rss = med(ms, "cpu"), med(ms, "rss_kb")
+        r_wall = r_cpu = "—"
+        if ref and wl["res"].get(ref):
+            rw, rc = med(wl["res"][ref], "wall"), med(wl["res"][ref], "cpu")
+            if rw:
+                r_wall = f"{wall / rw:.2f}×"
+            if rc:
+                r_cpu = f"{cpu / rc:.2f}×"
+        notes = []
+        bad = [m for m in ms if m.rc != 0]
+        if bad:
+            notes.append(f"{len(bad)}/{len(ms)} runs failed: {bad[0].note}")
+        if key == "pgs_wc":
+            counts = {m.count for m in ms}
+            if counts == {wl["changes"]}:
+                notes.append(f"line count = changes in {len(ms)}/{len(ms)} runs")
+            else:
+                notes.append(f"LINE COUNT MISMATCH: {sorted(c for c in counts if c is not None)} "
+                             f"≠ {wl['changes']}")
+        rows.append([wl["name"], f"{wl['changes']:,}", label, f"{wall:.2f} ({spread})",
+                     f"{wl['changes'] / wall / 1000:,.0f}k", f"{cpu:.2f}", f"{rss / 1024:.1f}",
+                     r_wall, r_cpu, "; ".join(notes)])
+    return rows
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def targets(wls, lat, w2j_supported):
+    by = {w["name"]: w for w in wls}
+    out = []
+
+    def verdict(ok):
+        return "met" if ok else "**not met**"
+
+    ins = by.get("inserts")
+    if ins:
+        r = ins["res"]
+        pw, rw = med(r.get("pgs_pgo", []), "wall"), med(r.get("rl_pgo", []), "wall")
+        pc, prss = med(r.get("pgs_pgo", []), "cpu"), med(r.get("pgs_pgo", []), "rss_kb")
+        n = ins["changes"]
+        if pw and rw:
+            out.append(f"- Wall ≤ 1.05 × pg_recvlogical pgoutput ({n:,} inserts): "
+                       f"{pw:.2f} s vs {rw:.2f} s = {pw / rw:.2f}× — {verdict(pw <= 1.05 * rw)}")
+        if pc is not None:
+            per_m = pc / (n / 1e6)
+            out.append(f"- Client CPU ≤ 1.0 s per million changes: {per_m:.2f} s/M — "
+                       f"{verdict(per_m <= 1.0)}")
+        if prss is not None:
+            line = f"- Peak RSS ≤ 20 MB: {prss / 1024:.1f} MB with {args_tx(ins)}-row transactions"
+            big = by.get("onetx")
+            ok = prss / 1024 <= 20
+            if big and med(big["res"].get("pgs_pgo", []), "rss_kb"):
+                brss = med(big["res"]["pgs_pgo"], "rss_kb")
+                line += f", {brss / 1024:.1f} MB with one {big['changes']:,}-row transaction"
+                ok = ok and brss / 1024 <= 20
+            out.append(line + f" — {verdict(ok)}")
+        if w2j_supported:
+            pw2, rw2 = med(r.get("pgs_w2j", []), "wall"), med(r.get("rl_w2j", []), "wall")
+            if pw2 and rw2:
+                out.append(f"- wal2json wall ≤ 1.1 × pg_recvlogical wal2json: {pw2:.2f} s vs "
+                           f"{rw2:.2f} s = {pw2 / rw2:.2f}× — {verdict(pw2 <= 1.1 * rw2)}")
+        else:
+            out.append("- wal2json wall ≤ 1.1 × pg_recvlogical wal2json: n/a (pgstream does not "
+                       "support wal2json yet)")
+    for l in lat:
+        if l["label"] == "pgstream pgoutput" and "p99" in l:
+            out.append(f"- Latency p99 ≤ 10 ms: {l['p99']:.1f} ms — {verdict(l['p99'] <= 10)}")
+    return out
+
+
+def args_tx(wl):
+    return f"{ARGS.tx_size:,}"
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def machine_info():
+    def sh(c):
+        try:
+            return subprocess.run(c, capture_output=True, text=True, shell=True).stdout.strip()
+        except Exception:
+            return "?"
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = sh("free -h | awk '/^Mem:/ {print $2}'")
+    return dict(nproc=sh("nproc"), mem=mem, kernel=sh("uname -r"), cpu=cpu,
+                os=platform.platform())
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(
+        description="pgstream vs pg_recvlogical on a throwaway PostgreSQL (issue 8). "
+        "Prints a table and writes bench/RESULTS.md; never fails on slow numbers.")
+    ap.add_argument("--pgstream", default=str(REPO / "target" / "release" / "pgstream"),
+                    help="pgstream binary (default: target/release/pgstream)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per consumer (default 3)")
+    for name, (_, size, desc) in WORKLOADS.items():
+        ap.add_argument(f"--{name}", type=int, default=None, metavar="N",
+                        help=f"size of '{name}' (default {size:,}): "
+                        + desc.format(n="N", tx="--tx-size").replace("%", "%%"))
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply every default size (e.g. 0.01 for a smoke run)")
+    ap.add_argument("--tx-size", type=int, default=1000, help="rows per transaction (default 1000)")
+    ap.add_argument("--latency-rate", type=int, default=500,
+                    help="single-row commits per second in the latency test (default 500)")
+    ap.add_argument("--latency-seconds", type=int, default=10,
+                    help="duration of the latency load (default 10)")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency test")
+    ap.add_argument("--timeout", type=int, default=0,
+                    help="seconds before one drain is killed (default: from the size, ≥ 300)")
+    ap.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"),
+                    help="results file, overwritten (default bench/RESULTS.md; '-' for none)")
+    args = ap.parse_args()
+    ARGS = args
+    wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for w in wanted:
+        if w not in WORKLOADS:
+            ap.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+    sizes = {}
+    for w in wanted:
+        v = getattr(args, w)
+        sizes[w] = v if v is not None else max(1, int(WORKLOADS[w][1] * args.scale))
+    pgstream = str(Path(args.pgstream).resolve())
+    if not os.access(pgstream, os.X_OK):
+        ap.error(f"{pgstream} is not an executable; run `cargo build --release` first")
+    if args.reps < 1:
+        ap.error("--reps must be ≥ 1")
+
+    t_start = time.monotonic()
+    load0 = loadavg()
+    started_at = dt.datetime.now(dt.timezone.utc)
+    workdir = tempfile.mkdtemp(prefix="pgsb-work.", dir="/tmp")
+    args.workdir = workdir
+    cl = Cluster(args)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        time_bin = find_time()
+        cl.start()
+        settings = cl.configure(nslots=len(CONSUMERS) * args.reps + 2)
+        runner = Runner(workdir, cl.env, time_bin)
+        version = cl.psql("SELECT version();").strip()
+        pgs_version = subprocess.run([pgstream, "--version"], capture_output=True,
+                                     text=True).stdout.strip()
+        log(f"bench: {version}")
+        log(f"bench: {pgs_version} ({pgstream})")
+        w2j_supported, w2j_installed, probe_note = probe_wal2json(cl, pgstream, runner)
+        log(f"bench: pgstream wal2json support: {'yes' if w2j_supported else 'no'} ({probe_note})")
+        active = ["rl_pgo", "pgs_pgo", "pgs_wc"]
+        if w2j_installed:
+            active.append("rl_w2j")
+        if w2j_supported:
+            active.append("pgs_w2j")
+        wls = []
+        for w in wanted:
+            wls.append(run_workload(w, sizes[w], args, cl, runner, active, pgstream))
+        lat = []
+        if not args.no_latency:
+            keys = ["pgs_pgo"] + (["pgs_w2j"] if w2j_supported else []) + (
+                ["rl_w2j"] if w2j_installed else [])
+            for k in keys:
+                log(f"[latency] {k}: {args.latency_rate} commits/s for {args.latency_seconds} s")
+                r = latency_run(k, args, cl, pgstream)
+                if "p50" in r:
+                    log(f"[latency] {r['label']}: {r['n']}/{r['expected']} lines, p50 "
+                        f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms {r['note']}")
+                else:
+                    log(f"[latency] {r['label']}: no lines {r['note']}")
+                lat.append(r)
+            if not w2j_supported:
+                lat.insert(1, dict(label="pgstream wal2json", na="n/a (not supported yet)"
+                                   if w2j_installed else "n/a (wal2json not installed)"))
+    except KeyboardInterrupt:
+        log("bench: interrupted")
+        cl.stop()
+        return 130
+    except BenchError as e:
+        log(f"bench: {e}")
+        try:
+            tail = Path(cl.dir, "server.log").read_text(errors="replace").splitlines()[-15:]
+            log("bench: server log tail:\n  " + "\n  ".join(tail))
+        except OSError:
+            pass
+        cl.stop()
+        return 1
+    finally:
+        cl.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    total_s = time.monotonic() - t_start
+    load1 = loadavg()
+    load_note = ""
+    try:
+        if max(float(load0), float(load1)) > 0.5 * (os.cpu_count() or 1):
+            load_note = (" — other processes were busy on this machine during the run; "
+                         "expect noisy wall times (see the min–max spread)")
+    except ValueError:
+        pass
+
+    # ---- report ----
+    header = ["workload", "changes", "consumer", "wall s median (min–max)", "changes/s",
+              "client CPU s", "peak RSS MB", "wall ÷ pg_recvlogical", "CPU ÷ pg_recvlogical",
+              "notes"]
+    rows = []
+    for wl in wls:
+        rows += table_rows(wl, w2j_supported, w2j_installed)
+    table = md_table(header, rows)
+    lat_rows = []
+    for l in lat:
+        if "na" in l:
+            lat_rows.append([l["label"], "—", l["na"], "—", "—", "—"])
+        elif "p50" in l:
+            lat_rows.append([l["label"], f"{l['n']:,} / {l['expected']:,}", f"{l['p50']:.2f}",
+                             f"{l['p99']:.2f}", f"{l['max']:.2f}", l["note"]])
+        else:
+            lat_rows.append([l["label"], "0", "—", "—", "—", l.get("note", "")])
+    lat_table = md_table(["consumer", "lines / commits", "p50 ms", "p99 ms", "max ms", "notes"],
+                         lat_rows) if lat_rows else ""
+    tgt = targets(wls, lat, w2j_supported)
+
+    mi = machine_info()
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    made_by = f"`python3 bench/run.py {argv}`".replace(" `", "`")
+    if os.environ.get("BENCH_INVOKED_AS"):
+        made_by = f"`{os.environ['BENCH_INVOKED_AS']}`, which runs {made_by}"
+    wl_lines = []
+    for wl in wls:
+        wdesc = wl["desc"].format(n=f"{wl['size']:,}", tx=f"{args.tx_size:,}")
+        wl_lines.append(
+            f"- **{wl['name']}**: {wdesc} "
+            f"→ {wl['changes']:,} changes, {wl['wal_mb']:,.0f} MB of WAL, written in "
+            f"{wl['gen_s']:.1f} s")
+    cmd_lines = []
+    if wls:
+        for k, c in wls[0]["cmds"].items():
+            cmd_lines.append(f"    {c}{' | wc -l' if k == 'pgs_wc' else ''}")
+    defaults_note = (
+        "Default sizes: inserts 1,000,000 (as in issue 8); the other workloads are smaller "
+        "than the issue's 1,000,000 so that the default run stays within a few minutes on "
+        "2 cores: mixed 300,000 changes, onetx one transaction of 300,000 rows (use "
+        "`--onetx 1000000` for the issue's size), wide 100,000 rows, toast 20,000 rows "
+        "(+20,000 updates).")
+    md = f"""# pgstream benchmark results
+
+Produced by `make bench` (`bench/run.py`); this file is overwritten on every run.
+
+- Date: {started_at.strftime('%Y-%m-%d %H:%M UTC')}; bench/run.py took {total_s:.0f} s
+- Command: {made_by}
+- Machine: {mi['nproc']} CPUs ({mi['cpu']}), {mi['mem']} RAM, Linux {mi['kernel']}
+- Load average (1 min) at start / end of the run: {load0} / {load1}{load_note}
+- PostgreSQL: {version}
+- pgstream: {pgs_version}; wal2json support: {'yes' if w2j_supported else 'no'} ({probe_note})
+- Server: throwaway cluster from `scripts/pgtemp.sh` (wal_level=logical, fsync=off,
+  full_page_writes=off) plus {', '.join(f'{k}={v}' for k, v in settings.items())}
+- Method: every consumer drains its own slot, created before the workload, to the
+  same end LSN (the flush LSN after the workload); {args.reps} repetitions, consumer order
+  rotated each repetition; medians. Wall time is the consumer process from start to exit
+  (connection included); CPU (user+sys) and peak RSS are the consumer process's, from
+  `{'/usr/bin/time' if time_bin else 'wait4() + VmHWM'}`. Server CPU is not counted. Ratios
+  compare medians of a pgstream row with the pg_recvlogical row of the same plugin.
+  The `| wc -l` row is pgstream writing into a pipe; its line count is checked against
+  the change count the server reported for the workload.
+
+## Workloads
+
+{chr(10).join(wl_lines)}
+
+{defaults_note}
+
+## Backlog drain
+
+{table}
+
+Consumer commands (slot `<workload>_<consumer>_<rep>`, `-d postgres` via PGHOST/PGPORT/PGUSER):
+
+{chr(10).join(cmd_lines)}
+
+## Latency
+
+Steady load: pgbench, one client, `-R {args.latency_rate}` single-row commits per second for
+{args.latency_seconds} s (synchronous_commit=on), each row storing `clock_timestamp()` in
+column `c`. The consumer streams live; the reader stamps each line with the wall clock
+when it arrives on the consumer's stdout; latency = arrival − `c`.
+
+{lat_table}
+
+## Targets (issue 8)
+
+{chr(10).join(tgt) if tgt else '(the inserts workload was not run)'}
+"""
+    print()
+    print("## Backlog drain\n")
+    print(table)
+    if lat_table:
+        print("\n## Latency\n")
+        print(lat_table)
+    if tgt:
+        print("\n## Targets (issue 8)\n")
+        print("\n".join(tgt))
+    print(f"\nbench: total {total_s:.0f} s")
+    if args.output != "-":
+        Path(args.output).write_text(md)
+        print(f"bench: wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
