@@ -62,6 +62,9 @@ pub enum ConnInfoError {
     /// A comma-separated host or port list.
     #[error("multiple hosts are not supported: \"{0}\"")]
     MultipleHosts(String),
+    /// `sslrootcert=system` with an sslmode weaker than `verify-full`.
+    #[error("weak sslmode \"{0}\" may not be used with sslrootcert=system (use \"verify-full\")")]
+    WeakSslMode(SslMode),
     /// No user given and none found in the environment.
     #[error(
         "could not determine the user name: use -U or set PGUSER (USER and LOGNAME are unset)"
@@ -170,11 +173,13 @@ pub struct ConnParams {
     pub connect_timeout: Option<Duration>,
     /// TLS policy (ignored over unix sockets, as in libpq).
     pub sslmode: SslMode,
-    /// CA certificate file for `verify-ca` / `verify-full`.
+    /// CA certificate file (or `system`), by default `~/.postgresql/root.crt`
+    /// (`None` without HOME). Used when it exists; `verify-*` require it.
     pub sslrootcert: Option<String>,
-    /// Client certificate file.
+    /// Client certificate file, by default `~/.postgresql/postgresql.crt`;
+    /// sent when it exists.
     pub sslcert: Option<String>,
-    /// Client private key file.
+    /// Client private key file, by default `~/.postgresql/postgresql.key`.
     pub sslkey: Option<String>,
 }
 
@@ -239,7 +244,9 @@ impl ConnParams {
     /// expanded `-d` string: settings inside a conninfo/URI `-d` override the
     /// flags, flags override `PG*` variables, and those override the defaults
     /// (host `/var/run/postgresql` if it exists else `localhost`, port 5432,
-    /// user `$USER`/`$LOGNAME`, dbname = user, application_name `pgstream`).
+    /// user `$USER`/`$LOGNAME`, dbname = user, application_name `pgstream`,
+    /// `sslrootcert`/`sslcert`/`sslkey` under `$HOME/.postgresql/`; sslmode
+    /// `verify-full` with `sslrootcert=system`, `prefer` otherwise).
     /// Empty values count as unset.
     pub fn resolve(
         args: &ConnArgs,
@@ -291,7 +298,26 @@ impl ConnParams {
             },
             None => None,
         };
-        let sslmode = o.take("sslmode").map(|m| m.parse()).transpose()?;
+        let sslmode: Option<SslMode> = o.take("sslmode").map(|m| m.parse()).transpose()?;
+        let sslrootcert = o.take("sslrootcert");
+        // libpq: the system's roots are only trusted with host name checks.
+        let sslmode = match (sslmode, sslrootcert.as_deref()) {
+            (None, Some("system")) => SslMode::VerifyFull,
+            (Some(m), Some("system")) if m != SslMode::VerifyFull => {
+                return Err(ConnInfoError::WeakSslMode(m))
+            }
+            (m, _) => m.unwrap_or_default(),
+        };
+        // libpq's default certificate files, under the HOME we were given.
+        let home_file = |name: &str| {
+            get(env, "HOME").map(|h| {
+                Path::new(&h)
+                    .join(".postgresql")
+                    .join(name)
+                    .display()
+                    .to_string()
+            })
+        };
         let app = o
             .take("application_name")
             .or(o.take("fallback_application_name"));
@@ -303,10 +329,10 @@ impl ConnParams {
             password: o.take("password"),
             application_name: app.unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string()),
             connect_timeout,
-            sslmode: sslmode.unwrap_or_default(),
-            sslrootcert: o.take("sslrootcert"),
-            sslcert: o.take("sslcert"),
-            sslkey: o.take("sslkey"),
+            sslmode,
+            sslrootcert: sslrootcert.or_else(|| home_file("root.crt")),
+            sslcert: o.take("sslcert").or_else(|| home_file("postgresql.crt")),
+            sslkey: o.take("sslkey").or_else(|| home_file("postgresql.key")),
         };
         if params.password.is_none() {
             let home = || get(env, "HOME").map(|h| Path::new(&h).join(".pgpass"));
@@ -331,8 +357,10 @@ impl ConnParams {
     /// A `tokio_postgres::Config` for ordinary SQL connections to the same server.
     ///
     /// sslmode maps to tokio-postgres's three modes (`allow` → prefer,
-    /// `verify-*` → require; certificate checks belong to the TLS connector).
-    /// Over a unix socket TLS is disabled, as libpq never uses it there.
+    /// `verify-*` → require; certificate checks belong to the TLS connector,
+    /// and `CatalogConn::connect` sets the mode of each attempt per libpq's
+    /// plan, see `crate::tls`). Over a unix socket TLS is disabled, as libpq
+    /// never uses it there.
     pub fn to_tokio_config(&self) -> tokio_postgres::Config {
         use tokio_postgres::config::SslMode as T;
         let mut c = tokio_postgres::Config::new();
@@ -928,6 +956,30 @@ mod tests {
         assert!(!format!("{:?}", d("password=hunter2")).contains("hunter2"));
         let e = resolve(&d("password='hunter2"), "").unwrap_err();
         assert!(!format!("{e} {e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn ssl_defaults() {
+        // Certificate files default to $HOME/.postgresql/, like libpq.
+        let p = resolve(&d("host=h"), "HOME=/home/al").unwrap();
+        assert_eq!(p.sslrootcert.as_deref(), Some("/home/al/.postgresql/root.crt"));
+        assert_eq!(p.sslcert.as_deref(), Some("/home/al/.postgresql/postgresql.crt"));
+        assert_eq!(p.sslkey.as_deref(), Some("/home/al/.postgresql/postgresql.key"));
+        let p = resolve(&d("host=h sslrootcert=/ca"), "HOME=/home/al PGSSLKEY=/k").unwrap();
+        assert_eq!((p.sslrootcert.as_deref(), p.sslkey.as_deref()), (Some("/ca"), Some("/k")));
+        // sslrootcert=system means verify-full, and nothing weaker.
+        #[rustfmt::skip]
+        check(&[
+            ("sslrootcert=system", "", "port=5432 user=alice dbname=alice sslmode=verify-full sslrootcert=system"),
+            ("sslrootcert=system sslmode=verify-full", "", "port=5432 user=alice dbname=alice sslmode=verify-full sslrootcert=system"),
+        ]);
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let e = resolve(&d(&format!("sslrootcert=system sslmode={mode}")), "").unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(r#"weak sslmode "{mode}" may not be used with sslrootcert=system (use "verify-full")"#)
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`decode`]: one [`decode::Decoder`] per output plugin, all producing
 //!   [`event::Event`]s; [`decode::value`] maps PostgreSQL text to JSON.
 //! - [`output`]: an event as one JSON line; [`writer`]: the output thread.
+//! - [`filter`]: `--table` / `--exclude-table` patterns.
 //! - [`ack`]: what may be acknowledged to the server, and when.
 //! - [`pipeline`]: the loop that ties them together and reconnects.
 //! - [`stats`]: progress and lag lines; [`systemd`]: sd_notify.
@@ -31,6 +32,7 @@ pub mod output;
 pub mod pipeline;
 pub mod replication;
 pub mod sql;
+pub mod tls;
 pub mod stats;
 pub mod systemd;
 pub mod writer;

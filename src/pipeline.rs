@@ -13,6 +13,7 @@ use crate::ack::Ack;
 use crate::config::{no_publication, Config, EndLsn, Plugin};
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::pgoutput::PgOutput;
+use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::{Decoded, Decoder, Sink};
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
@@ -166,7 +167,7 @@ async fn session(
 ) -> Result<()> {
     // A stop during set-up (a slow connect, a slot wait) ends the run at once.
     let mut stop_watch = shutdown.clone();
-    let (repl, catalog) = tokio::select! {
+    let (repl, catalog, decoder) = tokio::select! {
         biased;
         _ = stop_requested(&mut stop_watch) => return Ok(()),
         r = start_stream(config, st) => r?,
@@ -177,7 +178,7 @@ async fn session(
         config,
         repl,
         catalog,
-        decoder: Box::new(PgOutput::new()),
+        decoder,
         out: writer.buffer(),
         commit_end: None,
         pending: None,
@@ -196,7 +197,7 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Checks the server, finds or creates the slot and starts streaming.
-async fn start_stream(config: &Config, st: &mut RunState) -> Result<(ReplicationConn, CatalogConn)> {
+async fn start_stream(config: &Config, st: &mut RunState) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>)> {
     let catalog = CatalogConn::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
@@ -207,10 +208,7 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
     let wst: u64 = catalog.setting("wal_sender_timeout").await?.parse().unwrap_or(0);
     let slot = wait_for_slot(config, &catalog).await?;
     let plugin = check_slot(config, slot.as_ref())?;
-    if plugin == Plugin::Wal2Json {
-        return Err(Error::usage("wal2json slots are not supported yet; use a pgoutput slot"));
-    }
-    if config.publications.is_empty() {
+    if plugin == Plugin::PgOutput && config.publications.is_empty() {
         return Err(no_publication());
     }
     let missing = catalog.missing_publications(&config.publications).await?;
@@ -222,11 +220,10 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
             commands::quote_ident(&missing[0])
         )));
     }
-    let version = catalog.server_version;
-    let proto = proto_version(config, version)?;
-    if config.include_messages && version < 140000 {
-        return Err(Error::usage("--include-messages needs PostgreSQL 14 or later"));
-    }
+    let (options, decoder) = match plugin {
+        Plugin::PgOutput => pgoutput_options(config, catalog.server_version)?,
+        Plugin::Wal2Json => wal2json_options(config, &catalog).await?,
+    };
 
     let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await.map_err(explain_connect)?;
     repl.simple_query("IDENTIFY_SYSTEM").await?;
@@ -253,6 +250,22 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
     st.started = true;
     st.ack.restart(confirmed.max(start), status_interval(config, Some(wst)));
 
+    repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
+        .await
+        .map_err(|e| explain_slot_error(config, e))?;
+    info!("streaming from slot {} ({})", config.slot, plugin.name());
+    Ok((repl, catalog, decoder))
+}
+
+type PluginSetup = (Vec<(&'static str, String)>, Box<dyn Decoder>);
+
+/// pgoutput's START_REPLICATION options, for the negotiated protocol.
+fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup> {
+    let proto = proto_version(config, server_version)?;
+    if config.include_messages && server_version < 140000 {
+        return Err(Error::usage("--include-messages needs PostgreSQL 14 or later"));
+    }
+    debug!("pgoutput protocol version {proto}");
     let mut options = vec![
         ("proto_version", proto.to_string()),
         ("publication_names", commands::publication_names(&config.publications)),
@@ -260,11 +273,42 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
     if config.include_messages {
         options.push(("messages", "true".into()));
     }
-    repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
-        .await
-        .map_err(|e| explain_slot_error(config, e))?;
-    info!("streaming from slot {} (pgoutput protocol {proto})", config.slot);
-    Ok((repl, catalog))
+    Ok((options, Box::new(PgOutput::new())))
+}
+
+/// wal2json's options; `--publication` becomes `add-tables` with the
+/// publications' tables as they are now (resolved again on reconnect).
+async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
+    if config.proto_version.is_some() {
+        return Err(Error::usage("--proto-version applies to pgoutput slots only"));
+    }
+    let mut options: Vec<(&'static str, String)> =
+        wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    if !config.publications.is_empty() {
+        let tables = catalog.publication_tables(&config.publications).await?;
+        if tables.is_empty() {
+            // No table is published: let none through.
+            options.push(("filter-tables", "*.*".into()));
+        } else {
+            let list: Vec<String> =
+                tables.iter().map(|(s, t)| format!("{}.{}", wal2json_escape(s), wal2json_escape(t))).collect();
+            options.push(("add-tables", list.join(",")));
+        }
+    }
+    Ok((options, Box::new(Wal2Json::new(config.include_messages))))
+}
+
+/// wal2json's table-list escaping: a backslash before the characters its
+/// parser treats specially.
+fn wal2json_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, ' ' | '\'' | ',' | '.' | '*' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads the slot, waiting briefly for a previous run's walsender to let go.

@@ -12,6 +12,39 @@ pub enum CatalogRequest {
     Types(Vec<u32>),
     /// The primary key column names of a table (by relation OID).
     PrimaryKey(u32),
+    /// A table's columns and replica identity, by name (wal2json names
+    /// tables, never sends their shape). Always fetched afresh: the answer
+    /// replaces what the catalog held.
+    Table { schema: String, name: String },
+}
+
+/// What the wal2json decoder needs to know about a table that its changes
+/// do not say: the replica identity, which columns are generated (wal2json
+/// sends them, pgoutput does not) and which columns an update may leave out
+/// because they are TOASTed and unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableInfo {
+    /// `pg_class.relreplident`: `b'd'`, `b'n'`, `b'f'` or `b'i'`; `None`
+    /// when no such table exists (any more).
+    pub replica_identity: Option<u8>,
+    /// The key as pgoutput defines it, in index order: the replica identity
+    /// index's columns under DEFAULT (the primary key) and USING INDEX, the
+    /// primary key under FULL, empty under NOTHING or without such an index.
+    pub key: Vec<String>,
+    /// Live (not dropped) columns in `attnum` order.
+    pub columns: Vec<TableColumn>,
+}
+
+/// One column of a [`TableInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumn {
+    pub name: String,
+    pub type_oid: u32,
+    /// `GENERATED ALWAYS AS … STORED`.
+    pub generated: bool,
+    /// Varlena with a storage other than `plain`: its value can live
+    /// out of line and be left out of an update.
+    pub toastable: bool,
 }
 
 /// Cached catalog facts.
@@ -19,6 +52,8 @@ pub enum CatalogRequest {
 pub struct Catalog {
     types: HashMap<u32, ValueKind>,
     primary_keys: HashMap<u32, Vec<String>>,
+    /// By schema, then table name (nested so a look-up needs no key String).
+    tables: HashMap<String, HashMap<String, TableInfo>>,
 }
 
 impl Catalog {
@@ -47,5 +82,15 @@ impl Catalog {
     /// (the table may have changed).
     pub fn forget_primary_key(&mut self, relid: u32) {
         self.primary_keys.remove(&relid);
+    }
+
+    /// A table's shape, if looked up.
+    pub fn table(&self, schema: &str, name: &str) -> Option<&TableInfo> {
+        self.tables.get(schema)?.get(name)
+    }
+
+    /// Records a looked-up table, replacing what was known.
+    pub fn insert_table(&mut self, schema: String, name: String, info: TableInfo) {
+        self.tables.entry(schema).or_default().insert(name, info);
     }
 }

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod pgoutput;
 pub mod value;
+pub mod wal2json;
 
 use crate::event::{Event, Lsn};
 use catalog::{Catalog, CatalogRequest};

@@ -1,5 +1,6 @@
-//! The walsender connection: socket, startup with `replication=database`,
-//! authentication (trust, password, md5, SCRAM-SHA-256), simple queries and
+//! The walsender connection: socket, TLS (see [`crate::tls`]), startup with
+//! `replication=database`, authentication (trust, password, md5,
+//! SCRAM-SHA-256 with channel binding over TLS), simple queries and
 //! CopyBoth I/O. All parsing lives in [`super::protocol`] and
 //! postgres-protocol; this file only moves bytes.
 
@@ -16,6 +17,7 @@ use tokio::net::{TcpStream, UnixStream};
 use super::protocol::{self, Frame};
 use crate::conninfo::ConnParams;
 use crate::error::{Error, Result, ServerError};
+use crate::tls::{self, Failed, Negotiated, Stage, TlsInfo, Transport};
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -57,43 +59,63 @@ impl ReplicationConn {
         }
     }
 
+    /// One connection with libpq's sslmode plan: at most two attempts (see
+    /// [`tls::with_retry`]).
     async fn connect_inner(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
-        let where_ = || format!("cannot connect to {params}");
-        let stream: Box<dyn Stream> = match params.socket_path() {
-            Some(path) => Box::new(
-                UnixStream::connect(&path)
-                    .await
-                    .map_err(|e| Error::connection(where_(), e))?,
-            ),
+        tls::with_retry(params, |transport| Self::attempt(params, settings, transport)).await
+    }
+
+    /// Socket, SSL negotiation, startup and authentication.
+    async fn attempt(
+        params: &ConnParams,
+        settings: &[(&str, &str)],
+        transport: Transport,
+    ) -> std::result::Result<Self, Failed> {
+        let other = |e| Failed::new(Stage::Other, Error::connection(format!("cannot connect to {params}"), e));
+        let (stream, tls): (Box<dyn Stream>, Option<TlsInfo>) = match params.socket_path() {
+            Some(path) => (Box::new(UnixStream::connect(&path).await.map_err(other)?), None),
             None => {
-                let tcp = TcpStream::connect((params.host.as_str(), params.port))
-                    .await
-                    .map_err(|e| Error::connection(where_(), e))?;
-                tcp.set_nodelay(true).map_err(|e| Error::connection(where_(), e))?;
-                Box::new(tcp)
+                let tcp = TcpStream::connect((params.host.as_str(), params.port)).await.map_err(other)?;
+                tcp.set_nodelay(true).map_err(other)?;
+                match tls::negotiate(tcp, params, transport).await? {
+                    Negotiated::Plain(tcp) => (Box::new(tcp), None),
+                    Negotiated::Tls(s, info) => (s, Some(info)),
+                }
             }
         };
+        let on_tls = tls.is_some();
         let mut conn = ReplicationConn {
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: BytesMut::with_capacity(1024),
             server_version: 0,
         };
-        let mut startup = vec![
-            ("user", params.user.as_str()),
-            ("database", params.dbname.as_str()),
-            ("replication", "database"),
-            ("application_name", params.application_name.as_str()),
-            ("client_encoding", "UTF8"),
-        ];
-        startup.extend_from_slice(settings);
-        frontend::startup_message(startup.iter().copied(), &mut conn.wbuf).map_err(protocol_err)?;
-        conn.flush().await?;
-        conn.authenticate(params).await?;
-        Ok(conn)
+        let startup = async {
+            let mut startup = vec![
+                ("user", params.user.as_str()),
+                ("database", params.dbname.as_str()),
+                ("replication", "database"),
+                ("application_name", params.application_name.as_str()),
+                ("client_encoding", "UTF8"),
+            ];
+            startup.extend_from_slice(settings);
+            frontend::startup_message(startup.iter().copied(), &mut conn.wbuf).map_err(protocol_err)?;
+            conn.flush().await?;
+            conn.authenticate(params, tls.as_ref()).await
+        };
+        match startup.await {
+            Ok(()) => Ok(conn),
+            Err(e @ Error::Server { .. }) => Err(Failed::new(
+                Stage::Rejected { tls: on_tls },
+                tls::explain_rejection(e, params),
+            )),
+            Err(e) => Err(Failed::new(Stage::Other, tls::explain_io(e, params))),
+        }
     }
 
-    async fn authenticate(&mut self, params: &ConnParams) -> Result<()> {
+    /// Answers the server's authentication requests; `tls` is the TLS
+    /// session's channel-binding data (`None` on a plain connection).
+    async fn authenticate(&mut self, params: &ConnParams, tls: Option<&TlsInfo>) -> Result<()> {
         let password = || {
             params.password.as_deref().map(str::as_bytes).ok_or_else(|| {
                 Error::usage(format!(
@@ -120,14 +142,15 @@ impl ReplicationConn {
                 backend::Message::AuthenticationSasl(body) => {
                     let mechanisms: Vec<String> =
                         body.mechanisms().map(|m| Ok(m.to_string())).collect().map_err(protocol_err)?;
-                    if !mechanisms.iter().any(|m| m == sasl::SCRAM_SHA_256) {
+                    let Some((mechanism, binding)) = tls::scram_choice(&mechanisms, tls) else {
                         return Err(Error::usage(format!(
                             "server asks for unsupported SASL mechanisms: {}",
                             mechanisms.join(", ")
                         )));
-                    }
-                    let s = sasl::ScramSha256::new(password()?, sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut self.wbuf)
+                    };
+                    debug!("authenticating with {mechanism} (channel binding: {})", binding.name());
+                    let s = sasl::ScramSha256::new(password()?, binding.to_sasl());
+                    frontend::sasl_initial_response(mechanism, s.message(), &mut self.wbuf)
                         .map_err(protocol_err)?;
                     scram = Some(s);
                     self.flush().await?;

@@ -2,15 +2,18 @@
 //! before streaming, slot state, and the type and key facts decoders ask for.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use log::{debug, warn};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::Client;
 
 use crate::conninfo::ConnParams;
-use crate::decode::catalog::{Catalog, CatalogRequest};
+use crate::decode::catalog::{Catalog, CatalogRequest, TableColumn, TableInfo};
 use crate::decode::value::{builtin_kind, ValueKind};
 use crate::error::{Error, Result, ServerError};
 use crate::event::{parse_lsn, Lsn};
+use crate::tls::{self, Connector, Failed, MakeTls, Stage, Transport};
 
 /// A replication slot as `pg_replication_slots` shows it.
 #[derive(Debug, Clone)]
@@ -31,10 +34,35 @@ pub struct CatalogConn {
 }
 
 impl CatalogConn {
-    /// Connects; the connection task is spawned and logs its own end.
+    /// Connects with libpq's sslmode plan (see [`tls::with_retry`]); the
+    /// connection task is spawned and logs its own end.
     pub async fn connect(params: &ConnParams) -> Result<Self> {
         let context = || format!("cannot connect to {params}");
-        let (client, conn) = params.to_tokio_config().connect(NoTls).await.map_err(|e| pg_error(e, context()))?;
+        let (client, conn) = tls::with_retry(params, |transport| async move {
+            let mut config = params.to_tokio_config();
+            let make = match transport {
+                Transport::Plain => {
+                    config.ssl_mode(SslMode::Disable);
+                    MakeTls::none()
+                }
+                Transport::IfOffered | Transport::Required => {
+                    config.ssl_mode(if transport == Transport::Required { SslMode::Require } else { SslMode::Prefer });
+                    MakeTls::new(Connector::new(params).map_err(|e| Failed::new(Stage::Handshake, e))?)
+                }
+            };
+            let started = make.started();
+            config.connect(make).await.map_err(|e| {
+                if let Some(failed) = tls::tokio_tls_failure(&e, params) {
+                    return failed;
+                }
+                let stage = match e.as_db_error() {
+                    Some(_) => Stage::Rejected { tls: started.load(Ordering::Relaxed) },
+                    None => Stage::Other,
+                };
+                Failed::new(stage, tls::explain_rejection(pg_error(e, context()), params))
+            })
+        })
+        .await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!("catalog connection ended: {e}");
@@ -86,6 +114,20 @@ impl CatalogConn {
         Ok(names.iter().filter(|n| !found.contains(n)).cloned().collect())
     }
 
+    /// The tables of these publications, as (schema, table).
+    pub async fn publication_tables(&self, names: &[String]) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT schemaname::text, tablename::text FROM pg_publication_tables \
+                 WHERE pubname = ANY($1) ORDER BY 1, 2",
+                &[&names],
+            )
+            .await
+            .map_err(|e| pg_error(e, "looking up publication tables".into()))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// The slot, if it exists.
     pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
         let wal_status = if self.server_version >= 130000 { "wal_status::text" } else { "NULL::text" };
@@ -127,7 +169,62 @@ impl CatalogConn {
                 catalog.insert_primary_key(*relid, rows.iter().map(|r| r.get(0)).collect());
                 Ok(())
             }
+            CatalogRequest::Table { schema, name } => {
+                let info = self.table(schema, name).await?;
+                debug!("table {schema}.{name}: {info:?}");
+                catalog.insert_table(schema.clone(), name.clone(), info);
+                Ok(())
+            }
         }
+    }
+
+    /// A table's replica identity, key and columns, for the wal2json decoder;
+    /// an empty [`TableInfo`] when there is no such table (any more).
+    async fn table(&self, schema: &str, name: &str) -> Result<TableInfo> {
+        let context = || format!("looking up table {schema}.{name}");
+        // The key as pgoutput reports it: the replica identity index under
+        // DEFAULT and USING INDEX, the primary key under FULL; index order.
+        let row = self
+            .client
+            .query_opt(
+                "SELECT c.oid, c.relreplident::text, coalesce((\
+                   SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i \
+                   CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                   WHERE i.indrelid = c.oid AND CASE c.relreplident \
+                     WHEN 'i' THEN i.indisreplident WHEN 'n' THEN false ELSE i.indisprimary END), '{}') \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| pg_error(e, context()))?;
+        let Some(row) = row else {
+            return Ok(TableInfo::default());
+        };
+        let relid: u32 = row.get(0);
+        let ident: String = row.get(1);
+        let generated = if self.server_version >= 120000 { "a.attgenerated <> ''" } else { "false" };
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT a.attname::text, a.atttypid, {generated}, a.attlen = -1 AND a.attstorage <> 'p' \
+                     FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+                     ORDER BY a.attnum"
+                ),
+                &[&relid],
+            )
+            .await
+            .map_err(|e| pg_error(e, context()))?;
+        Ok(TableInfo {
+            replica_identity: ident.bytes().next(),
+            key: row.get(2),
+            columns: rows
+                .iter()
+                .map(|r| TableColumn { name: r.get(0), type_oid: r.get(1), generated: r.get(2), toastable: r.get(3) })
+                .collect(),
+        })
     }
 
     /// Resolves types through domains and arrays until every one is known.

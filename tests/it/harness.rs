@@ -569,7 +569,7 @@ impl Cluster {
     pub fn shared() -> &'static Cluster {
         static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let res = SHARED.get_or_init(|| {
-            std::panic::catch_unwind(|| Cluster::create(&[], true)).map_err(|e| {
+            std::panic::catch_unwind(|| Cluster::create(&[], &[], true)).map_err(|e| {
                 e.downcast_ref::<String>()
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -586,10 +586,16 @@ impl Cluster {
     /// `extra_conf` lines appended to postgresql.conf. Dropping it stops the
     /// server (immediate) and removes its directory.
     pub fn start(extra_conf: &[&str]) -> Cluster {
-        Cluster::create(extra_conf, false)
+        Cluster::create(extra_conf, &[], false)
     }
 
-    fn create(extra_conf: &[&str], shared: bool) -> Cluster {
+    /// As [`Cluster::start`], with `hba_lines` put first in pg_hba.conf
+    /// (before the harness's password and trust lines).
+    pub fn start_with_hba(extra_conf: &[&str], hba_lines: &[&str]) -> Cluster {
+        Cluster::create(extra_conf, hba_lines, false)
+    }
+
+    fn create(extra_conf: &[&str], hba_lines: &[&str], shared: bool) -> Cluster {
         let h = host();
         let base_dir = make_base_dir();
         let data_dir = base_dir.join("data");
@@ -647,7 +653,7 @@ impl Cluster {
             out.stderr
         );
 
-        write_conf(&data_dir, &base_dir, extra_conf);
+        write_conf(&data_dir, &base_dir, extra_conf, hba_lines);
 
         let server_for = |port| Server {
             port,
@@ -925,7 +931,7 @@ fn make_base_dir() -> PathBuf {
     panic!("cannot make a cluster directory usable by the server user under TMPDIR or /tmp");
 }
 
-fn write_conf(data_dir: &Path, socket_dir: &Path, extra_conf: &[&str]) {
+fn write_conf(data_dir: &Path, socket_dir: &Path, extra_conf: &[&str], hba_lines: &[&str]) {
     let socket = socket_dir.display().to_string().replace('\'', "''");
     let mut conf = format!(
         "\n# --- pgstream test harness ---
@@ -965,7 +971,11 @@ include 'pgstream_port.conf'
         .expect("open postgresql.conf");
     f.write_all(conf.as_bytes()).expect("write postgresql.conf");
 
-    let mut hba = String::from("# pgstream test harness: password roles first, then trust\n");
+    let mut hba = String::from("# pgstream test harness: the test's lines, password roles, then trust\n");
+    for line in hba_lines {
+        hba.push_str(line);
+        hba.push('\n');
+    }
     for (user, method) in [
         (MD5_USER, "md5"),
         (SCRAM_USER, "scram-sha-256"),

@@ -11,4 +11,5 @@ mod lifecycle;
 mod errors;
 mod faults;
 mod operations;
+mod tls;
 mod filters;

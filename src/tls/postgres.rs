@@ -1,0 +1,157 @@
+//! tokio-postgres's side of [`Connector`], for the catalog and snapshot
+//! connections: a `MakeTlsConnect` that also reports channel-binding data
+//! and whether the server agreed to TLS.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::client::TlsStream;
+
+use super::connector::{describe, rustls_error, trust_of};
+use super::{refused, Connector, Failed, Stage, TlsInfo};
+use crate::conninfo::ConnParams;
+use crate::error::Error;
+
+/// tokio-postgres's side of [`Connector`]; remembers whether a handshake
+/// was started (whether the server said `S`), which decides libpq's retry.
+#[derive(Clone)]
+pub struct MakeTls {
+    connector: Option<Connector>,
+    started: Arc<AtomicBool>,
+}
+
+impl MakeTls {
+    /// For a plain attempt (tokio-postgres never calls it then).
+    pub fn none() -> MakeTls {
+        MakeTls {
+            connector: None,
+            started: Arc::default(),
+        }
+    }
+
+    pub fn new(connector: Connector) -> MakeTls {
+        MakeTls {
+            connector: Some(connector),
+            started: Arc::default(),
+        }
+    }
+
+    /// Whether a handshake has been started.
+    pub fn started(&self) -> Arc<AtomicBool> {
+        self.started.clone()
+    }
+}
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for MakeTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type TlsConnect = MakeTls;
+    type Error = io::Error;
+
+    /// The host name comes from our parameters, not from tokio-postgres.
+    fn make_tls_connect(&mut self, _domain: &str) -> io::Result<MakeTls> {
+        Ok(self.clone())
+    }
+}
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for MakeTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<PgTlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            self.started.store(true, Ordering::Relaxed);
+            let connector = self
+                .connector
+                .ok_or_else(|| io::Error::other("TLS is not configured"))?;
+            let s = connector.handshake(stream).await?;
+            let info = TlsInfo::of(&s);
+            Ok(PgTlsStream { inner: s, info })
+        })
+    }
+}
+
+/// A TLS stream for tokio-postgres, with its channel binding data.
+pub struct PgTlsStream<S> {
+    inner: TlsStream<S>,
+    info: TlsInfo,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for PgTlsStream<S> {
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        match &self.info.server_end_point {
+            Some(hash) => tokio_postgres::tls::ChannelBinding::tls_server_end_point(hash.clone()),
+            None => tokio_postgres::tls::ChannelBinding::none(),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Sorts a tokio-postgres connect error: TLS failures become our
+/// configuration errors with their stage; `None` for everything else.
+pub fn tokio_tls_failure(e: &tokio_postgres::Error, params: &ConnParams) -> Option<Failed> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<io::Error>().and_then(rustls_error) {
+            let msg = format!(
+                "cannot connect to {params}: {}",
+                describe(t, &trust_of(params), &params.host)
+            );
+            return Some(Failed::new(Stage::Handshake, Error::usage(msg)));
+        }
+        source = s.source();
+    }
+    let text = e.to_string();
+    if text.starts_with("error performing TLS handshake") {
+        let cause = std::error::Error::source(e)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        if cause == "server does not support TLS" {
+            return Some(refused(params));
+        }
+        let io = io::Error::other(format!("TLS handshake failed: {cause}"));
+        return Some(Failed::new(
+            Stage::Handshake,
+            Error::connection(format!("cannot connect to {params}"), io),
+        ));
+    }
+    None
+}
