@@ -206,7 +206,10 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
         )));
     }
     let wst: u64 = catalog.setting("wal_sender_timeout").await?.parse().unwrap_or(0);
-    let slot = wait_for_slot(config, &catalog).await?;
+    // On a reconnect the slot may still be held by the walsender of the
+    // lost connection: that clears up by itself, so it is retried.
+    let reconnect = st.started;
+    let slot = wait_for_slot(config, &catalog, reconnect).await?;
     let plugin = check_slot(config, slot.as_ref())?;
     if plugin == Plugin::PgOutput && config.publications.is_empty() {
         return Err(no_publication());
@@ -252,7 +255,7 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
 
     repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
         .await
-        .map_err(|e| explain_slot_error(config, e))?;
+        .map_err(|e| explain_slot_error(config, e, reconnect))?;
     info!("streaming from slot {} ({})", config.slot, plugin.name());
     Ok((repl, catalog, decoder))
 }
@@ -312,14 +315,14 @@ fn wal2json_escape(name: &str) -> String {
 }
 
 /// Reads the slot, waiting briefly for a previous run's walsender to let go.
-async fn wait_for_slot(config: &Config, catalog: &CatalogConn) -> Result<Option<SlotInfo>> {
+async fn wait_for_slot(config: &Config, catalog: &CatalogConn, reconnect: bool) -> Result<Option<SlotInfo>> {
     let deadline = Instant::now() + SLOT_RELEASE_WAIT;
     loop {
         let slot = catalog.slot(&config.slot).await?;
         match &slot {
             Some(SlotInfo { active_pid: Some(pid), .. }) => {
                 if Instant::now() >= deadline {
-                    return Err(slot_in_use(config, &pid.to_string()));
+                    return Err(slot_in_use(config, &pid.to_string(), reconnect));
                 }
                 sleep(Duration::from_millis(50)).await;
             }
@@ -328,7 +331,13 @@ async fn wait_for_slot(config: &Config, catalog: &CatalogConn) -> Result<Option<
     }
 }
 
-fn slot_in_use(config: &Config, pid: &str) -> Error {
+fn slot_in_use(config: &Config, pid: &str, reconnect: bool) -> Error {
+    if reconnect {
+        return Error::connection(
+            format!("replication slot \"{}\" is still active for PID {pid}", config.slot),
+            std::io::Error::other("waiting for the previous connection's walsender to exit"),
+        );
+    }
     Error::usage(format!(
         "replication slot \"{}\" is active for PID {pid}; stop the other consumer or use another slot",
         config.slot
@@ -408,11 +417,11 @@ fn explain_connect(e: Error) -> Error {
     }
 }
 
-fn explain_slot_error(config: &Config, e: Error) -> Error {
+fn explain_slot_error(config: &Config, e: Error, reconnect: bool) -> Error {
     match &e {
         Error::Server { source, .. } if source.code == "55006" => {
             let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
-            slot_in_use(config, &pid)
+            slot_in_use(config, &pid, reconnect)
         }
         _ => e,
     }
