@@ -90,10 +90,11 @@ impl Ack {
         }
     }
 
-    /// The server reported its WAL end in a keepalive.
-    pub fn keepalive(&mut self, wal_end: Lsn) {
+    /// The server reported its WAL end in a keepalive. `unhanded`: output
+    /// decoded before it is still buffered, and goes into the next chunk.
+    pub fn keepalive(&mut self, wal_end: Lsn, unhanded: bool) {
         if !self.in_txn {
-            self.idle = Some((wal_end, self.handed));
+            self.idle = Some((wal_end, self.handed + u64::from(unhanded)));
         }
     }
 
@@ -156,20 +157,30 @@ mod tests {
     fn keepalive_counts_only_when_idle_and_written() {
         let mut a = ack();
         a.begin();
-        a.keepalive(500);
+        a.keepalive(500, false);
         assert_eq!(a.position(), 100, "mid-transaction keepalive");
         a.end();
         let s = a.handed();
-        a.keepalive(600);
+        a.keepalive(600, false);
         assert_eq!(a.position(), 100, "chunk before the keepalive not yet flushed");
         a.flushed(s, Some(550));
         assert_eq!(a.position(), 600);
     }
 
     #[test]
+    fn keepalive_waits_for_lines_not_yet_handed_over() {
+        let mut a = ack();
+        a.keepalive(700, true);
+        assert_eq!(a.position(), 100, "buffered lines before the keepalive are not written");
+        let s = a.handed();
+        a.flushed(s, Some(650));
+        assert_eq!(a.position(), 700);
+    }
+
+    #[test]
     fn keepalive_before_a_new_transaction_stays_valid() {
         let mut a = ack();
-        a.keepalive(200);
+        a.keepalive(200, false);
         a.begin();
         assert_eq!(a.position(), 200);
     }
@@ -177,7 +188,7 @@ mod tests {
     #[test]
     fn never_moves_backwards() {
         let mut a = ack();
-        a.keepalive(900);
+        a.keepalive(900, false);
         assert_eq!(a.report(Instant::now()), 900);
         let s = a.handed();
         a.flushed(s, Some(400));

@@ -528,9 +528,11 @@ impl Stream<'_> {
         }
     }
 
-    /// Cuts what is buffered into a chunk and offers it to the writer.
+    /// Cuts what is buffered into a chunk and offers it to the writer. A
+    /// commit whose lines went out earlier travels alone, in order, so its
+    /// end is acknowledged only after them.
     fn hand_over(&mut self, writer: &Writer, st: &mut RunState) {
-        if self.pending.is_none() && !self.out.is_empty() {
+        if self.pending.is_none() && (!self.out.is_empty() || self.commit_end.is_some()) {
             let bytes = mem::replace(&mut self.out, writer.buffer());
             self.pending = Some(Chunk { seq: st.ack.handed(), bytes, commit_end: self.commit_end.take() });
         }
@@ -552,7 +554,7 @@ impl Stream<'_> {
     async fn on_copy_data(&mut self, bytes: bytes::Bytes, st: &mut RunState) -> Result<()> {
         match CopyMessage::parse(bytes).map_err(|e| Error::Protocol(e.to_string()))? {
             CopyMessage::Keepalive { wal_end, reply } => {
-                st.ack.keepalive(wal_end);
+                st.ack.keepalive(wal_end, !self.out.is_empty() || self.commit_end.is_some());
                 st.stats.server = st.stats.server.max(wal_end);
                 if let Some(end) = st.end_lsn {
                     if !st.ack.in_txn() {
