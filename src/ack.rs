@@ -29,6 +29,10 @@ pub struct Ack {
     /// A keepalive position seen while no transaction was open, safe to
     /// acknowledge once chunk `.1` (everything received before it) is flushed.
     idle: Option<(Lsn, u64)>,
+    /// Streamed transactions begun and not yet committed or aborted, with
+    /// the position of their first change: nothing past it is acknowledged
+    /// while they are open.
+    streams: Vec<(u32, Lsn)>,
     interval: Duration,
     last_update: Option<Instant>,
 }
@@ -43,6 +47,7 @@ impl Ack {
             confirmed: 0,
             in_txn: false,
             idle: None,
+            streams: Vec::new(),
             interval,
             last_update: None,
         }
@@ -55,6 +60,7 @@ impl Ack {
         self.flushed = self.flushed.max(start);
         self.in_txn = false;
         self.idle = None;
+        self.streams.clear();
         self.interval = interval;
         self.last_update = None;
     }
@@ -73,6 +79,18 @@ impl Ack {
     /// The open transaction's commit has been decoded.
     pub fn end(&mut self) {
         self.in_txn = false;
+    }
+
+    /// A change of streamed transaction `xid` at `lsn` was seen.
+    pub fn stream_opened(&mut self, xid: u32, lsn: Lsn) {
+        if !self.streams.iter().any(|&(x, _)| x == xid) {
+            self.streams.push((xid, lsn));
+        }
+    }
+
+    /// Streamed transaction `xid` committed or aborted.
+    pub fn stream_closed(&mut self, xid: u32) {
+        self.streams.retain(|&(x, _)| x != xid);
     }
 
     /// A chunk was handed to the writer; returns its number.
@@ -109,7 +127,11 @@ impl Ack {
             Some((lsn, seq)) if self.confirmed >= seq => lsn,
             _ => 0,
         };
-        self.reported.max(self.flushed).max(idle)
+        let mut lsn = self.flushed.max(idle);
+        if let Some(first) = self.streams.iter().map(|&(_, l)| l).min() {
+            lsn = lsn.min(first);
+        }
+        self.reported.max(lsn)
     }
 
     /// Whether a periodic status update is due at `now`.
@@ -183,6 +205,19 @@ mod tests {
         a.keepalive(200, false);
         a.begin();
         assert_eq!(a.position(), 200);
+    }
+
+    #[test]
+    fn open_streamed_transactions_hold_the_position() {
+        let mut a = ack();
+        a.stream_opened(7, 150);
+        a.stream_opened(7, 400);
+        let s = a.handed();
+        a.flushed(s, Some(300));
+        a.keepalive(500, false);
+        assert_eq!(a.position(), 150, "not past the open streamed transaction");
+        a.stream_closed(7);
+        assert_eq!(a.position(), 500);
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub struct Cli {
     /// Also emit message events (pg_logical_emit_message)
     #[arg(long, help_heading = "Stream")]
     pub include_messages: bool,
+    /// Stream large transactions while in progress ("streamed":true; they may
+    /// still abort: see stream_abort). pgoutput, PostgreSQL 14+
+    #[arg(long, help_heading = "Stream")]
+    pub streaming: bool,
     /// pgoutput protocol version [default: the highest both sides support]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream")]
     pub proto_version: Option<u32>,

@@ -61,6 +61,8 @@ pub struct Config {
     pub tables: TableFilter,
     pub include_tx: bool,
     pub include_messages: bool,
+    /// Ask for in-progress transactions to be streamed (SPEC §4).
+    pub streaming: bool,
     pub proto_version: Option<u32>,
     pub output: Target,
     pub status_interval: Duration,
@@ -112,6 +114,7 @@ impl Config {
             tables: TableFilter::new(&cli.tables, &cli.exclude_tables)?,
             include_tx: cli.include_tx,
             include_messages: cli.include_messages,
+            streaming: cli.streaming,
             proto_version: cli.proto_version,
             output: cli.file.map_or(Target::Stdout, Target::File),
             status_interval: Duration::from_secs(cli.status_interval),

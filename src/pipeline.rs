@@ -183,6 +183,7 @@ async fn session(
         commit_end: None,
         pending: None,
         stop: None,
+        stop_after_stream: None,
         poll_at: None,
     };
     let result = stream.run(writer, st, shutdown, report).await;
@@ -276,6 +277,14 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
     if config.include_messages {
         options.push(("messages", "true".into()));
     }
+    if config.streaming {
+        if proto < 2 {
+            return Err(Error::usage(
+                "--streaming needs pgoutput protocol 2 or later (PostgreSQL 14+)",
+            ));
+        }
+        options.push(("streaming", "on".into()));
+    }
     Ok((options, Box::new(PgOutput::new())))
 }
 
@@ -284,6 +293,9 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
 async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
     if config.proto_version.is_some() {
         return Err(Error::usage("--proto-version applies to pgoutput slots only"));
+    }
+    if config.streaming {
+        return Err(Error::usage("--streaming needs a pgoutput slot: wal2json cannot stream in-progress transactions"));
     }
     let mut options: Vec<(&'static str, String)> =
         wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
@@ -440,6 +452,7 @@ struct Stream<'c> {
     /// A chunk the writer's full queue has not taken yet.
     pending: Option<Chunk>,
     stop: Option<Stop>,
+    stop_after_stream: Option<u32>,
     /// With --end-lsn: when to ask the server for its position again.
     poll_at: Option<Instant>,
 }
@@ -578,6 +591,7 @@ impl Stream<'_> {
                     out: &mut self.out,
                     commit_end: &mut self.commit_end,
                     stop: &mut self.stop,
+                    stop_after_stream: &mut self.stop_after_stream,
                     ack,
                     stats,
                     end_lsn: *end_lsn,
@@ -632,18 +646,35 @@ struct Emitter<'a> {
     out: &'a mut Vec<u8>,
     commit_end: &'a mut Option<Lsn>,
     stop: &'a mut Option<Stop>,
+    /// With --max-changes: the streamed transaction that holds the last
+    /// change, whose stream_commit/abort ends the run.
+    stop_after_stream: &'a mut Option<u32>,
     ack: &'a mut Ack,
     stats: &'a mut Stats,
     end_lsn: Option<Lsn>,
 }
 
 impl Emitter<'_> {
-    fn count_change(&mut self) {
-        self.stats.changes += 1;
-    }
-
     fn max_reached(&self) -> bool {
         self.config.max_changes.is_some_and(|max| self.stats.changes >= max)
+    }
+
+    /// A transaction (plain or streamed) ended at `end`.
+    fn finished(&mut self, end: Option<Lsn>, streamed_xid: Option<u32>) {
+        *self.commit_end = end.or(*self.commit_end);
+        self.stats.transactions += 1;
+        let holds_last = match *self.stop_after_stream {
+            Some(xid) => streamed_xid == Some(xid),
+            None => streamed_xid.is_none(),
+        };
+        if self.max_reached() && holds_last {
+            *self.stop = Some(Stop::MaxChanges);
+        } else if let (Some(limit), Some(end)) = (self.end_lsn, end) {
+            // Any later transaction commits after this one ends.
+            if end > limit {
+                *self.stop = Some(Stop::EndLsn);
+            }
+        }
     }
 }
 
@@ -659,13 +690,12 @@ impl Sink for Emitter<'_> {
                 return Ok(());
             }
         }
+        let past_end = |lsn: Option<Lsn>| matches!((self.end_lsn, lsn), (Some(end), Some(l)) if l > end);
         match ev.op {
             Op::Begin => {
-                if let (Some(end), Some(commit)) = (self.end_lsn, ev.commit_lsn) {
-                    if commit > end {
-                        *self.stop = Some(Stop::EndLsn);
-                        return Ok(());
-                    }
+                if past_end(ev.commit_lsn) {
+                    *self.stop = Some(Stop::EndLsn);
+                    return Ok(());
                 }
                 self.ack.begin();
                 if self.config.include_tx {
@@ -676,29 +706,44 @@ impl Sink for Emitter<'_> {
                 if self.config.include_tx {
                     write_event(self.out, ev);
                 }
-                *self.commit_end = ev.end_lsn.or(*self.commit_end);
                 self.ack.end();
-                self.stats.transactions += 1;
-                if self.max_reached() {
-                    *self.stop = Some(Stop::MaxChanges);
-                } else if let (Some(end), Some(commit_end)) = (self.end_lsn, ev.end_lsn) {
-                    // Any later transaction commits after this one ends.
-                    if commit_end > end {
-                        *self.stop = Some(Stop::EndLsn);
+                self.finished(ev.end_lsn, None);
+            }
+            Op::StreamCommit => {
+                if past_end(ev.commit_lsn) {
+                    *self.stop = Some(Stop::EndLsn);
+                    return Ok(());
+                }
+                write_event(self.out, ev);
+                if let Some(xid) = ev.xid {
+                    self.ack.stream_closed(xid);
+                }
+                self.finished(ev.end_lsn, ev.xid);
+            }
+            Op::StreamAbort => {
+                write_event(self.out, ev);
+                if let (Some(xid), None) = (ev.xid, ev.subxid) {
+                    self.ack.stream_closed(xid);
+                    if *self.stop_after_stream == Some(xid) && self.max_reached() {
+                        *self.stop = Some(Stop::MaxChanges);
                     }
                 }
             }
-            Op::Message if ev.message.is_some_and(|m| !m.transactional) => {
-                write_event(self.out, ev);
-                self.count_change();
-                if self.max_reached() && !self.ack.in_txn() {
-                    *self.stop = Some(Stop::MaxChanges);
-                }
-            }
             op => {
+                if let (true, Some(xid), Some(lsn)) = (ev.streamed, ev.xid, ev.lsn) {
+                    self.ack.stream_opened(xid, lsn);
+                }
                 write_event(self.out, ev);
                 if op.is_change() {
-                    self.count_change();
+                    self.stats.changes += 1;
+                    if self.config.max_changes == Some(self.stats.changes) {
+                        if ev.streamed {
+                            *self.stop_after_stream = ev.xid;
+                        } else if ev.message.is_some_and(|m| !m.transactional) {
+                            // A non-transactional message is a unit of its own.
+                            *self.stop = Some(Stop::MaxChanges);
+                        }
+                    }
                 }
             }
         }

@@ -182,7 +182,7 @@ impl PgOutput {
         let mut ev = Event::new(op);
         ev.relation = Some(rel);
         ev.lsn = Some(lsn);
-        set_tx(&mut ev, self.tx, xid);
+        set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
         let data = r.buf;
         ev.old = old_key_only.map(|key_only| Row {
             relation: rel,
@@ -226,7 +226,7 @@ impl PgOutput {
             ev.relation = self.relations.get(&ids.u32()?);
             ev.lsn = Some(lsn);
             ev.truncate = Some(flags);
-            set_tx(&mut ev, self.tx, xid);
+            set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
             emit(sink, r, &ev)?;
         }
         Ok(())
@@ -301,7 +301,7 @@ impl Decoder for PgOutput {
                     transactional,
                 });
                 if transactional {
-                    set_tx(&mut ev, self.tx, xid);
+                    set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
                 }
                 emit(sink, &r, &ev)?;
             }
@@ -358,12 +358,15 @@ impl Decoder for PgOutput {
     }
 }
 
-/// Fills in the transaction fields of a change: the stream's (sub)transaction
-/// xid inside a stream block, else the current transaction.
-fn set_tx(ev: &mut Event<'_>, tx: Option<Tx>, stream_xid: Option<u32>) {
-    if let Some(xid) = stream_xid {
+/// Fills in the transaction fields of a change: inside a stream block the
+/// streamed transaction's xid, and `subxid` when the change belongs to one
+/// of its subtransactions (what a `stream_abort` with that subxid undoes);
+/// else the current transaction.
+fn set_tx(ev: &mut Event<'_>, tx: Option<Tx>, stream: Option<(u32, u32)>) {
+    if let Some((top, own)) = stream {
         ev.streamed = true;
-        ev.xid = Some(xid);
+        ev.xid = Some(top);
+        ev.subxid = (own != top).then_some(own);
     } else if let Some(tx) = tx {
         ev.xid = Some(tx.xid);
         ev.commit_lsn = tx.commit_lsn;
@@ -840,7 +843,7 @@ mod tests {
         assert_eq!(
             out[1..],
             [
-                "insert public.r6 lsn=5 xid=51 streamed new=id:1,",
+                "insert public.r6 lsn=5 xid=50 subxid=51 streamed new=id:1,",
                 "message lsn=42 xid=50 streamed msg=p: tx=true",
             ]
         );

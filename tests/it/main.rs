@@ -13,3 +13,4 @@ mod faults;
 mod operations;
 mod tls;
 mod filters;
+mod streaming;
