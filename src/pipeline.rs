@@ -288,8 +288,10 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
     Ok((options, Box::new(PgOutput::new())))
 }
 
-/// wal2json's options; `--publication` becomes `add-tables` with the
-/// publications' tables as they are now (resolved again on reconnect).
+/// wal2json's options. `--publication` becomes `add-tables` with the
+/// publications' tables as they are now (resolved again on reconnect) —
+/// unless one is FOR ALL TABLES, which needs no list (and a list by name
+/// would miss tables created or renamed later).
 async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
     if config.proto_version.is_some() {
         return Err(Error::usage("--proto-version applies to pgoutput slots only"));
@@ -299,7 +301,7 @@ async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<Plug
     }
     let mut options: Vec<(&'static str, String)> =
         wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
-    if !config.publications.is_empty() {
+    if !config.publications.is_empty() && !catalog.any_all_tables(&config.publications).await? {
         let tables = catalog.publication_tables(&config.publications).await?;
         if tables.is_empty() {
             // No table is published: let none through.
@@ -318,7 +320,7 @@ async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<Plug
 fn wal2json_escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        if matches!(c, ' ' | '\'' | ',' | '.' | '*' | '\\') {
+        if c.is_ascii_whitespace() || c == '\x0b' || matches!(c, '\'' | ',' | '.' | '*' | '\\') {
             out.push('\\');
         }
         out.push(c);

@@ -114,6 +114,16 @@ impl CatalogConn {
         Ok(names.iter().filter(|n| !found.contains(n)).cloned().collect())
     }
 
+    /// Whether any of these publications is FOR ALL TABLES.
+    pub async fn any_all_tables(&self, names: &[String]) -> Result<bool> {
+        let row = self
+            .client
+            .query_one("SELECT coalesce(bool_or(puballtables), false) FROM pg_publication WHERE pubname = ANY($1)", &[&names])
+            .await
+            .map_err(|e| pg_error(e, "looking up publications".into()))?;
+        Ok(row.get(0))
+    }
+
     /// The tables of these publications, as (schema, table).
     pub async fn publication_tables(&self, names: &[String]) -> Result<Vec<(String, String)>> {
         let rows = self

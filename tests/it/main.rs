@@ -13,4 +13,5 @@ mod faults;
 mod operations;
 mod tls;
 mod filters;
+mod wal2json;
 mod streaming;
