@@ -139,6 +139,11 @@ impl Ack {
         self.last_update.is_none_or(|t| now.duration_since(t) >= self.interval)
     }
 
+    /// The periodic update interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// When the next periodic update is due.
     pub fn next_due(&self, now: Instant) -> Instant {
         self.last_update.map_or(now, |t| t + self.interval)

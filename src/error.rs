@@ -48,6 +48,9 @@ pub enum Error {
     /// The server broke the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A runtime failure that reconnecting cannot repair (exit 1).
+    #[error("{0}")]
+    Runtime(String),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// Writing the output failed (a closed pipe is a clean stop, see

@@ -167,7 +167,7 @@ async fn session(
 ) -> Result<()> {
     // A stop during set-up (a slow connect, a slot wait) ends the run at once.
     let mut stop_watch = shutdown.clone();
-    let (repl, catalog, decoder) = tokio::select! {
+    let (repl, catalog, decoder, wal_sender_timeout) = tokio::select! {
         biased;
         _ = stop_requested(&mut stop_watch) => return Ok(()),
         r = start_stream(config, st) => r?,
@@ -185,9 +185,19 @@ async fn session(
         stop: None,
         stop_after_stream: None,
         poll_at: None,
+        last_heard: Instant::now(),
+        wal_sender_timeout,
     };
     let result = stream.run(writer, st, shutdown, report).await;
     stream.close(st, result).await
+}
+
+/// How long the server may stay silent before the connection is given up:
+/// like PostgreSQL's own `wal_receiver_timeout` (60 s), and never less than
+/// twice `wal_sender_timeout`, since a walsender busy decoding a large
+/// transaction may only answer at half its timeout.
+fn silence_limit(wal_sender_timeout: Duration) -> Duration {
+    (wal_sender_timeout * 2).max(Duration::from_secs(60))
 }
 
 /// Resolves once a stop has been requested (never, if the sender is gone).
@@ -198,7 +208,10 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Checks the server, finds or creates the slot and starts streaming.
-async fn start_stream(config: &Config, st: &mut RunState) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>)> {
+async fn start_stream(
+    config: &Config,
+    st: &mut RunState,
+) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>, Duration)> {
     let catalog = CatalogConn::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
@@ -236,6 +249,13 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
         st.end_lsn = Some(now);
         debug!("--end-lsn now is {}", fmt_lsn(now));
     }
+    if slot.is_none() && reconnect && config.temporary_slot {
+        // Recreating it would silently skip what happened in between.
+        return Err(Error::Runtime(format!(
+            "the temporary slot \"{}\" was dropped with the lost connection; changes since then are not in any slot — run again to start over",
+            config.slot
+        )));
+    }
     let confirmed = match &slot {
         Some(s) => {
             debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
@@ -258,7 +278,7 @@ async fn start_stream(config: &Config, st: &mut RunState) -> Result<(Replication
         .await
         .map_err(|e| explain_slot_error(config, e, reconnect))?;
     info!("streaming from slot {} ({})", config.slot, plugin.name());
-    Ok((repl, catalog, decoder))
+    Ok((repl, catalog, decoder, Duration::from_millis(wst)))
 }
 
 type PluginSetup = (Vec<(&'static str, String)>, Box<dyn Decoder>);
@@ -457,6 +477,10 @@ struct Stream<'c> {
     stop_after_stream: Option<u32>,
     /// With --end-lsn: when to ask the server for its position again.
     poll_at: Option<Instant>,
+    /// When the server was last heard from: a connection silent for too
+    /// long (dead without a FIN or RST) is given up and reconnected.
+    last_heard: Instant,
+    wal_sender_timeout: Duration,
 }
 
 impl Stream<'_> {
@@ -483,6 +507,10 @@ impl Stream<'_> {
                 }
             }
             self.hand_over(writer, st);
+            if self.pending.is_some() {
+                // Not reading: the server's silence means nothing now.
+                self.last_heard = Instant::now();
+            }
             if self.stop.is_some() && self.pending.is_none() && st.ack.writer_idle() {
                 return Ok(());
             }
@@ -513,8 +541,22 @@ impl Stream<'_> {
                     st.stats.written = p.commit_end.unwrap_or(st.stats.written);
                 }
                 // PRIORITY 3: a periodic status update (also keeps the server
-                // from timing us out while output is blocked).
-                _ = sleep_until(status_at) => self.send_status(st, false).await?,
+                // from timing us out while output is blocked). After a quiet
+                // interval it asks for a reply, proving the connection alive.
+                _ = sleep_until(status_at) => {
+                    let quiet = self.last_heard.elapsed() >= st.ack.interval();
+                    self.send_status(st, quiet).await?;
+                }
+                // A server silent through several replies asked for is gone.
+                _ = sleep_until(self.last_heard + silence_limit(self.wal_sender_timeout)), if self.pending.is_none() && self.stop.is_none() => {
+                    return Err(Error::connection(
+                        "connection to server lost",
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, format!(
+                            "no message from the server for {}s",
+                            silence_limit(self.wal_sender_timeout).as_secs()
+                        )),
+                    ));
+                }
                 // PRIORITY 4: ask the server where it is (--end-lsn).
                 _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => {
                     self.poll_at = None;
@@ -557,6 +599,7 @@ impl Stream<'_> {
     }
 
     async fn on_event(&mut self, event: CopyEvent, st: &mut RunState) -> Result<()> {
+        self.last_heard = Instant::now();
         match event {
             CopyEvent::Data(bytes) => self.on_copy_data(bytes, st).await,
             CopyEvent::Done => Err(Error::connection(
