@@ -10,12 +10,23 @@ CARGO ?= cargo
 # Parallel test threads; each integration test gets its own database.
 TEST_THREADS ?= 4
 
-.PHONY: all build deps test demo bench lint clean
+.PHONY: all build install deps test demo bench lint clean
 
 all: build
 
 build:
 	$(CARGO) build --release
+
+# The binary, its man page and shell completions under $(PREFIX).
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 target/release/pgstream $(DESTDIR)$(PREFIX)/bin/pgstream
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	target/release/pgstream man > $(DESTDIR)$(PREFIX)/share/man/man1/pgstream.1
+	target/release/pgstream completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pgstream
+	target/release/pgstream completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pgstream
+	target/release/pgstream completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pgstream.fish
 
 # PostgreSQL server and wal2json, installed with apt-get when missing and root.
 deps:

@@ -121,6 +121,36 @@ pub struct Cli {
     /// Print help
     #[arg(long, action = ArgAction::Help, help_heading = "Other")]
     pub help: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Helpers for installing pgstream; streaming needs no subcommand.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `pgstream man > pgstream.1`
+    Man,
+}
+
+impl Command {
+    /// Writes the completion script or man page to `out`.
+    pub fn run(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        match self {
+            Command::Completions { shell } => {
+                clap_complete::generate(*shell, &mut cmd, "pgstream", out);
+                Ok(())
+            }
+            Command::Man => clap_mangen::Man::new(cmd).render(out),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +185,17 @@ mod tests {
         assert!(parse(&["--no-create-slot"]).no_create_slot);
         assert!(!parse(&[]).no_create_slot);
         assert!(!parse(&["--no-create-slot", "--create-slot"]).no_create_slot);
+    }
+
+    #[test]
+    fn completions_and_man_page_render() {
+        for args in [&["completions", "bash"][..], &["completions", "zsh"], &["man"]] {
+            let cli = parse(args);
+            let mut out = Vec::new();
+            cli.command.unwrap().run(&mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("pgstream") && text.contains("publication"), "{args:?}");
+        }
     }
 
     #[test]

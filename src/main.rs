@@ -14,6 +14,16 @@ use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return match command.run(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pgstream: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     init_logger(&cli);
     let config = match Config::from_cli(cli, &|k| std::env::var(k).ok()) {
         Ok(c) => c,
