@@ -95,6 +95,11 @@ pub struct Cli {
     /// still abort: see stream_abort). pgoutput, PostgreSQL 14+
     #[arg(long, help_heading = "Stream")]
     pub streaming: bool,
+    /// Which changes to stream by origin: 'any', or 'none' to skip changes
+    /// that other replication applied here (bidirectional setups).
+    /// pgoutput, PostgreSQL 16+ [default: any]
+    #[arg(long, value_name = "ORIGIN", value_parser = ["any", "none"], help_heading = "Stream")]
+    pub origin: Option<String>,
     /// pgoutput protocol version [default: the highest both sides support]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream")]
     pub proto_version: Option<u32>,

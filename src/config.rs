@@ -63,6 +63,8 @@ pub struct Config {
     pub include_messages: bool,
     /// Ask for in-progress transactions to be streamed (SPEC §4).
     pub streaming: bool,
+    /// pgoutput's `origin` option (`any` or `none`), when given.
+    pub origin: Option<String>,
     pub proto_version: Option<u32>,
     pub output: Target,
     pub status_interval: Duration,
@@ -115,6 +117,7 @@ impl Config {
             include_tx: cli.include_tx,
             include_messages: cli.include_messages,
             streaming: cli.streaming,
+            origin: cli.origin,
             proto_version: cli.proto_version,
             output: cli.file.map_or(Target::Stdout, Target::File),
             status_interval: Duration::from_secs(cli.status_interval),

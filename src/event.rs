@@ -160,6 +160,9 @@ pub struct Event<'a> {
     /// Start of the transaction's commit record.
     pub commit_lsn: Option<Lsn>,
     pub commit_ts: Option<PgTimestamp>,
+    /// The replication origin the transaction came from (changes applied by
+    /// another replication system); absent for local changes.
+    pub origin: Option<&'a str>,
     /// End of the commit record: the position acknowledged once the
     /// transaction is written. Set on `Commit`; never printed.
     pub end_lsn: Option<Lsn>,
@@ -182,6 +185,7 @@ impl<'a> Event<'a> {
             xid: None,
             commit_lsn: None,
             commit_ts: None,
+            origin: None,
             end_lsn: None,
             snapshot_lsn: None,
             streamed: false,

@@ -36,6 +36,10 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         out.extend_from_slice(b",\"commit_ts\":");
         write_timestamp_micros(out, ts);
     }
+    if let Some(origin) = ev.origin {
+        out.extend_from_slice(b",\"origin\":");
+        write_json_str(out, origin.as_bytes());
+    }
     if let Some(lsn) = ev.snapshot_lsn {
         write_lsn_field(out, "snapshot_lsn", lsn);
     }

@@ -305,6 +305,12 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
         }
         options.push(("streaming", "on".into()));
     }
+    if let Some(origin) = &config.origin {
+        if server_version < 160000 {
+            return Err(Error::usage("--origin needs PostgreSQL 16 or later"));
+        }
+        options.push(("origin", origin.clone()));
+    }
     Ok((options, Box::new(PgOutput::new())))
 }
 
@@ -318,6 +324,9 @@ async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<Plug
     }
     if config.streaming {
         return Err(Error::usage("--streaming needs a pgoutput slot: wal2json cannot stream in-progress transactions"));
+    }
+    if config.origin.is_some() {
+        return Err(Error::usage("--origin applies to pgoutput slots only"));
     }
     let mut options: Vec<(&'static str, String)> =
         wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();

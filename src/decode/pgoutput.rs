@@ -44,6 +44,8 @@ pub struct PgOutput {
     tx: Option<Tx>,
     /// Inside a Stream Start … Stop block: changes carry a leading xid.
     stream_xid: Option<u32>,
+    /// The current transaction's replication origin (Origin message).
+    origin: Option<String>,
     /// The relation whose primary key we last asked for, so the retry of
     /// the same `FULL` Relation message uses the answer instead of asking
     /// again.
@@ -182,7 +184,7 @@ impl PgOutput {
         let mut ev = Event::new(op);
         ev.relation = Some(rel);
         ev.lsn = Some(lsn);
-        set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
+        set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
         let data = r.buf;
         ev.old = old_key_only.map(|key_only| Row {
             relation: rel,
@@ -226,7 +228,7 @@ impl PgOutput {
             ev.relation = self.relations.get(&ids.u32()?);
             ev.lsn = Some(lsn);
             ev.truncate = Some(flags);
-            set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
+            set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
             emit(sink, r, &ev)?;
         }
         Ok(())
@@ -259,8 +261,9 @@ impl Decoder for PgOutput {
                     commit_ts: Some(commit_ts),
                 };
                 self.tx = Some(tx);
+                self.origin = None;
                 let mut ev = Event::new(Op::Begin);
-                set_tx(&mut ev, Some(tx), None);
+                set_tx(&mut ev, Some(tx), None, None);
                 emit(sink, &r, &ev)?;
             }
             b'C' => {
@@ -270,13 +273,15 @@ impl Decoder for PgOutput {
                 ev.end_lsn = Some(r.u64()?);
                 ev.commit_ts = Some(r.i64()?);
                 ev.xid = self.tx.take().map(|t| t.xid);
+                ev.origin = self.origin.as_deref();
                 emit(sink, &r, &ev)?;
             }
-            // Origin (replicated from another node) and Type (types are
-            // resolved through the catalog): nothing to keep.
+            // Origin: the transaction was applied by another replication
+            // system; its changes name it. (Type messages: nothing to keep,
+            // types are resolved through the catalog.)
             b'O' => {
                 r.skip(8)?; // origin LSN
-                r.cstr()?; // name
+                self.origin = Some(String::from_utf8_lossy(r.cstr()?).into_owned());
             }
             b'Y' => {
                 self.stream_prefix(&mut r)?;
@@ -301,7 +306,7 @@ impl Decoder for PgOutput {
                     transactional,
                 });
                 if transactional {
-                    set_tx(&mut ev, self.tx, self.stream_xid.zip(xid));
+                    set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
                 }
                 emit(sink, &r, &ev)?;
             }
@@ -362,7 +367,8 @@ impl Decoder for PgOutput {
 /// streamed transaction's xid, and `subxid` when the change belongs to one
 /// of its subtransactions (what a `stream_abort` with that subxid undoes);
 /// else the current transaction.
-fn set_tx(ev: &mut Event<'_>, tx: Option<Tx>, stream: Option<(u32, u32)>) {
+fn set_tx<'a>(ev: &mut Event<'a>, tx: Option<Tx>, stream: Option<(u32, u32)>, origin: Option<&'a str>) {
+    ev.origin = origin;
     if let Some((top, own)) = stream {
         ev.streamed = true;
         ev.xid = Some(top);

@@ -15,3 +15,4 @@ mod tls;
 mod filters;
 mod wal2json;
 mod streaming;
+mod origins;
