@@ -88,6 +88,10 @@ pub struct Cli {
     /// Also emit begin and commit events
     #[arg(long, help_heading = "Stream")]
     pub include_tx: bool,
+    /// Also emit relation events: a table's columns, types and key, when
+    /// first seen and after each schema change (pgoutput)
+    #[arg(long, help_heading = "Stream")]
+    pub include_schema: bool,
     /// Also emit message events (pg_logical_emit_message)
     #[arg(long, help_heading = "Stream")]
     pub include_messages: bool,

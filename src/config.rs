@@ -60,6 +60,7 @@ pub struct Config {
     pub max_changes: Option<u64>,
     pub tables: TableFilter,
     pub include_tx: bool,
+    pub include_schema: bool,
     pub include_messages: bool,
     /// Ask for in-progress transactions to be streamed (SPEC §4).
     pub streaming: bool,
@@ -115,6 +116,7 @@ impl Config {
             max_changes: cli.max_changes,
             tables: TableFilter::new(&cli.tables, &cli.exclude_tables)?,
             include_tx: cli.include_tx,
+            include_schema: cli.include_schema,
             include_messages: cli.include_messages,
             streaming: cli.streaming,
             origin: cli.origin,

@@ -25,6 +25,9 @@ pub enum Op {
     Commit,
     StreamCommit,
     StreamAbort,
+    /// A table's description, sent again after a schema change
+    /// (`--include-schema`).
+    Relation,
 }
 
 impl Op {
@@ -41,13 +44,14 @@ impl Op {
             Op::Commit => "commit",
             Op::StreamCommit => "stream_commit",
             Op::StreamAbort => "stream_abort",
+            Op::Relation => "relation",
         }
     }
 
     /// Whether this op counts as a change for `--max-changes` (transaction
     /// markers do not).
     pub fn is_change(self) -> bool {
-        !matches!(self, Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort)
+        !matches!(self, Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort | Op::Relation)
     }
 }
 
@@ -71,6 +75,10 @@ pub struct Column {
     pub name: String,
     /// How the column's text form maps to JSON (domains already resolved).
     pub kind: ValueKind,
+    /// The column's type and type modifier as the server sent them (-1:
+    /// no modifier, or not reported).
+    pub type_oid: u32,
+    pub type_modifier: i32,
     /// Part of the replica identity: the only columns a key-only old tuple
     /// carries.
     pub identity: bool,

@@ -81,6 +81,11 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
             out.push(b'}');
         }
     }
+    if ev.op == crate::event::Op::Relation {
+        if let Some(rel) = ev.relation {
+            write_columns(out, rel);
+        }
+    }
     if let Some(old) = ev.old {
         write_row(out, "old", old);
     }
@@ -121,6 +126,27 @@ fn write_row(out: &mut Vec<u8>, name: &str, row: Row<'_>) {
     out.push(b'}');
 }
 
+/// A `relation` event's column list: name, type OID and modifier, and
+/// whether the column is part of `key`.
+fn write_columns(out: &mut Vec<u8>, rel: &crate::event::Relation) {
+    out.extend_from_slice(b",\"columns\":[");
+    for (i, col) in rel.columns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        write_json_str(out, col.name.as_bytes());
+        let _ = write!(
+            out,
+            ",\"type_oid\":{},\"type_modifier\":{},\"key\":{}}}",
+            col.type_oid,
+            col.type_modifier,
+            rel.key.contains(&i)
+        );
+    }
+    out.push(b']');
+}
+
 fn write_unchanged_toast(out: &mut Vec<u8>, row: Row<'_>) {
     let mut first = true;
     for (col, datum) in row.columns() {
@@ -142,7 +168,7 @@ mod tests {
     use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags};
 
     fn rel() -> Relation {
-        let col = |name: &str, kind, identity| Column { name: name.into(), kind, identity };
+        let col = |name: &str, kind, identity| Column { name: name.into(), kind, type_oid: 25, type_modifier: -1, identity };
         Relation {
             schema: "public".into(),
             name: "orders".into(),

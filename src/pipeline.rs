@@ -774,6 +774,11 @@ impl Sink for Emitter<'_> {
                 }
                 self.finished(ev.end_lsn, ev.xid);
             }
+            Op::Relation => {
+                if self.config.include_schema {
+                    write_event(self.out, ev);
+                }
+            }
             Op::StreamAbort => {
                 write_event(self.out, ev);
                 if let (Some(xid), None) = (ev.xid, ev.subxid) {

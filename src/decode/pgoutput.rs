@@ -69,7 +69,7 @@ impl PgOutput {
     /// Parses a Relation message into the cache, unless the catalog lacks
     /// something: then nothing changes (but `pk_asked`) and the pipeline
     /// retries with the same bytes.
-    fn relation(&mut self, r: &mut Reader<'_>, catalog: &Catalog) -> Result<Decoded, DecodeError> {
+    fn relation(&mut self, r: &mut Reader<'_>, catalog: &Catalog, sink: &mut dyn Sink) -> Result<Decoded, DecodeError> {
         self.stream_prefix(r)?;
         let relid = r.u32()?;
         let schema = match r.cstr()? {
@@ -90,7 +90,7 @@ impl PgOutput {
             let flags = r.u8()?;
             let cname = lossy(r.cstr()?);
             let oid = r.u32()?;
-            r.i32()?; // typmod
+            let type_modifier = r.i32()?;
             let kind = catalog.kind(oid).unwrap_or_else(|| {
                 unknown.push(oid);
                 ValueKind::Text
@@ -98,6 +98,8 @@ impl PgOutput {
             columns.push(Column {
                 name: cname,
                 kind,
+                type_oid: oid,
+                type_modifier,
                 identity: flags & 1 != 0,
             });
         }
@@ -129,15 +131,22 @@ impl PgOutput {
                 .collect(),
         };
         self.pk_asked = None;
-        self.relations.insert(
-            relid,
-            Relation {
-                schema,
-                name,
-                columns,
-                key,
-            },
-        );
+        let rel = Relation {
+            schema,
+            name,
+            columns,
+            key,
+        };
+        let rel = match self.relations.entry(relid) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.insert(rel);
+                e.into_mut()
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(rel),
+        };
+        let mut ev = Event::new(Op::Relation);
+        ev.relation = Some(rel);
+        emit(sink, r, &ev)?;
         Ok(Decoded::Done)
     }
 
@@ -289,7 +298,7 @@ impl Decoder for PgOutput {
                 r.cstr()?; // namespace
                 r.cstr()?; // name
             }
-            b'R' => return self.relation(&mut r, catalog),
+            b'R' => return self.relation(&mut r, catalog, sink),
             b'I' | b'U' | b'D' => self.change(tag, lsn, &mut r, sink)?,
             b'T' => self.truncate(lsn, &mut r, sink)?,
             b'M' => {
@@ -786,7 +795,7 @@ mod tests {
         let r1 = rel(None, 1, b'd', &[(0, "a", 25), (1, "id", 20)]);
         let i = ins(None, 1, &[T("x"), T("8")]);
         let out = feed(&mut d, &[&r1, &i]);
-        assert_eq!(out, ["insert public.r1 lsn=5 new=a:x,id:8,"]);
+        assert_eq!(out, ["relation public.r1", "insert public.r1 lsn=5 new=a:x,id:8,"]);
         assert_eq!(d.relations[&1].key, [1]);
         let old_shape = ins(None, 1, &[T("7"), T("x"), N]);
         assert_eq!(
@@ -846,8 +855,9 @@ mod tests {
         let r6 = rel(s, 6, b'd', &[(1, "id", 23)]);
         let i6 = ins(Some(51), 6, &[T("1")]);
         let out = feed(&mut d, &[&begin(1), &start, &r6, &ty, &i6, &msg, &stop]);
+        assert_eq!(out[1], "relation public.r6");
         assert_eq!(
-            out[1..],
+            out[2..],
             [
                 "insert public.r6 lsn=5 xid=50 subxid=51 streamed new=id:1,",
                 "message lsn=42 xid=50 streamed msg=p: tx=true",

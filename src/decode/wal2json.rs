@@ -342,6 +342,8 @@ impl Wal2Json {
             rel_cols.push(Column {
                 name: name.clone(),
                 kind,
+                type_oid: *oid,
+                type_modifier: -1,
                 identity,
             });
         }

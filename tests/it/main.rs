@@ -16,3 +16,4 @@ mod filters;
 mod wal2json;
 mod streaming;
 mod origins;
+mod schema;
