@@ -275,7 +275,7 @@ fn create_slot(db: &TestDb, slot: &str, plugin: &str) {
 /// dropped; returns once the slot is active.
 fn hold_slot(db: &TestDb, slot: &str) -> Proc {
     let server = db.server();
-    let mut cmd = Command::new(server.bin_dir.join("pg_recvlogical"));
+    let mut cmd = Command::new(crate::harness::client_bin("pg_recvlogical"));
     cmd.env_clear()
         .arg("-h")
         .arg(&server.socket_dir)

@@ -54,19 +54,6 @@ fn create_slot(db: &TestDb, slot: &str) {
     ));
 }
 
-/// Runs `sql` with a synchronous commit.
-fn sql_sync(db: &TestDb, sql: &str) -> String {
-    db.sql(&format!("SET synchronous_commit = on;\n{sql}"))
-}
-
-/// One single-row transaction per id into `t`.
-fn insert_each(db: &TestDb, ids: std::ops::RangeInclusive<i64>) {
-    let sql: String = ids
-        .map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n"))
-        .collect();
-    sql_sync(db, &sql);
-}
-
 /// `db.stream_args(slot, "pub")` plus `extra`.
 fn args(db: &TestDb, slot: &str, extra: &[&str]) -> Vec<String> {
     let mut a = db.stream_args(slot, "pub");
@@ -74,21 +61,12 @@ fn args(db: &TestDb, slot: &str, extra: &[&str]) -> Vec<String> {
     a
 }
 
-/// Whether the walsender holding `slot` is streaming.
-fn walsender_streaming(db: &TestDb, slot: &str) -> bool {
-    db.sql(&format!(
-        "SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s
-           ON s.active_pid = r.pid
-         WHERE s.slot_name = '{slot}' AND r.state = 'streaming'"
-    )) == "1"
-}
-
 fn wait_streaming(db: &TestDb, slot: &str, p: &mut Proc) {
     wait_until(&format!("pgstream to stream from {slot}"), TIMEOUT, || {
         if let Some(st) = p.try_wait() {
             panic!("pgstream exited ({st}) before streaming:\n{}", p.stderr());
         }
-        walsender_streaming(db, slot).then_some(())
+        db.walsender_streaming(slot).then_some(())
     });
 }
 
@@ -680,9 +658,7 @@ fn terminate_walsender(db: &TestDb, slot: &str) {
 
 /// Inserts `n` rows as one transaction (ids `from..from+n`), synchronously.
 fn insert_txn(db: &TestDb, from: i64, n: i64) {
-    sql_sync(
-        db,
-        &format!(
+    db.sql_sync(&format!(
             "INSERT INTO t SELECT i, md5(i::text) FROM generate_series({from}, {}) i",
             from + n - 1
         ),
@@ -699,7 +675,7 @@ fn server_restarts_and_a_terminated_walsender_lose_nothing() {
 
     let mut p = Proc::spawn(&args(&db, slot, &["-s", "1"]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 1..=10);
+    db.insert_each(1..=10);
     wait_ids(&mut p, 1..=10, TIMEOUT);
 
     let mut next: i64 = 11;
@@ -719,7 +695,7 @@ fn server_restarts_and_a_terminated_walsender_lose_nothing() {
             _ => terminate_walsender(&db, slot),
         }
         // Rows committed after the fault.
-        insert_each(&db, next..=next + 9);
+        db.insert_each(next..=next + 9);
         next += 10;
         wait_ids(&mut p, 1..=next - 1, Duration::from_secs(120));
         let err = p.stderr();
@@ -773,7 +749,7 @@ fn no_loop_exits_1_when_the_walsender_is_terminated() {
 
     let mut p = Proc::spawn(&args(&db, slot, &["--no-loop", "-s", "1"]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 1..=5);
+    db.insert_each(1..=5);
     wait_ids(&mut p, 1..=5, TIMEOUT);
     terminate_walsender(&db, slot);
     let out = p.wait_exit(Duration::from_secs(10));
@@ -789,7 +765,7 @@ fn no_loop_exits_1_when_the_walsender_is_terminated() {
     assert_eq!(first, (1..=5).collect::<Vec<_>>());
 
     // Nothing lost: the next run has whatever was not acknowledged, then more.
-    insert_each(&db, 6..=8);
+    db.insert_each(6..=8);
     db.wait_slot_inactive(slot, TIMEOUT);
     let out = run(&args(&db, slot, &["--end-lsn", "now"]), &[], TIMEOUT);
     assert_eq!(out.code, Some(0), "{out:#?}");
@@ -809,7 +785,7 @@ fn server_that_stays_down_is_retried_with_growing_backoff_and_sigint_exits_0_at_
 
     let mut p = Proc::spawn(&args(&db, slot, &[]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 1..=3);
+    db.insert_each(1..=3);
     wait_ids(&mut p, 1..=3, TIMEOUT);
 
     c.stop("fast");
@@ -854,7 +830,7 @@ fn server_that_stays_down_is_retried_with_growing_backoff_and_sigint_exits_0_at_
     p.wait_stderr("retrying in 1s", TIMEOUT);
     c.start_again();
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 4..=6);
+    db.insert_each(4..=6);
     let got = wait_ids(&mut p, 4..=6, TIMEOUT);
     let ids: Vec<i64> = got.iter().map(|r| r.id).collect();
     let start = ids[0];
@@ -1061,13 +1037,13 @@ fn tcp_connection_cut_reconnects_through_the_proxy_and_loses_nothing() {
 
     let mut p = Proc::spawn(&via_proxy(&["-s", "1"]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 1..=10);
+    db.insert_each(1..=10);
     wait_ids(&mut p, 1..=10, TIMEOUT);
 
     // Cut while idle.
     let before = proxy.accepted();
     assert!(proxy.cut() > 0, "no connection went through the proxy");
-    insert_each(&db, 11..=20);
+    db.insert_each(11..=20);
     wait_ids(&mut p, 1..=20, Duration::from_secs(60));
     assert!(
         proxy.accepted() > before,
@@ -1092,7 +1068,7 @@ fn tcp_connection_cut_reconnects_through_the_proxy_and_loses_nothing() {
             )
         })
         .collect();
-    sql_sync(&db, &backlog);
+    db.sql_sync(&backlog);
     let total: i64 = 20 + 20_000;
     let lines_before = p.lines().len();
     proxy.pause(false);
@@ -1129,7 +1105,7 @@ fn tcp_connection_cut_reconnects_through_the_proxy_and_loses_nothing() {
     db.wait_slot_inactive(slot, TIMEOUT);
     let mut p = Proc::spawn(&via_proxy(&["--no-loop"]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, total + 1..=total + 5);
+    db.insert_each(total + 1..=total + 5);
     wait_ids(&mut p, total + 1..=total + 5, TIMEOUT);
     proxy.cut();
     let out = p.wait_exit(Duration::from_secs(10));
@@ -1171,7 +1147,7 @@ fn network_partition_is_retried_until_the_server_releases_the_slot() {
     let proxy = Proxy::start(db.server().port);
     let mut p = Proc::spawn(&proxy_args(&db, &proxy, slot, &["-s", "1"]), &[]);
     wait_streaming(&db, slot, &mut p);
-    insert_each(&db, 1..=10);
+    db.insert_each(1..=10);
     wait_ids(&mut p, 1..=10, TIMEOUT);
     let old = active_pid(&db, slot).expect("an active walsender");
 
@@ -1180,7 +1156,7 @@ fn network_partition_is_retried_until_the_server_releases_the_slot() {
         proxy.partition() > 0,
         "no connection went through the proxy"
     );
-    insert_each(&db, 11..=20);
+    db.insert_each(11..=20);
     wait_ids(&mut p, 1..=20, Duration::from_secs(60));
     eprintln!(
         "partition: every row back after {:?}; stderr:\n{}",
@@ -1218,9 +1194,7 @@ fn clean_stop_acknowledges_a_transaction_whose_commit_comes_late() {
     );
     let slot = "faults_late_commit";
     create_slot(&db, slot);
-    sql_sync(
-        &db,
-        "BEGIN;
+    db.sql_sync("BEGIN;
          INSERT INTO t VALUES (1, 'a');
          INSERT INTO other SELECT i, md5(i::text) FROM generate_series(1, 200000) i;
          COMMIT;
@@ -1334,9 +1308,7 @@ fn memory_does_not_grow_with_transaction_size() {
     // 20,000 rows with 10 kB values stored out of line, uncompressed; they
     // exist before the slots, so only their update is streamed.
     let toast_rows = 20_000;
-    sql_sync(
-        &db,
-        &format!(
+    db.sql_sync(&format!(
             "INSERT INTO toasty SELECT i, 0, repeat(md5(i::text), 320) FROM generate_series(1, {toast_rows}) i"
         ),
     );
@@ -1355,9 +1327,7 @@ fn memory_does_not_grow_with_transaction_size() {
 
     let slot = "faults_memory_small";
     create_slot(&db, slot);
-    sql_sync(
-        &db,
-        &format!("INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, {small_n}) i"),
+    db.sql_sync(&format!("INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, {small_n}) i"),
     );
     let flushed = db.sql("SELECT pg_current_wal_flush_lsn()");
     let (small, first, last) = peak_while_streaming(&db, slot, small_n, &flushed);
@@ -1366,9 +1336,7 @@ fn memory_does_not_grow_with_transaction_size() {
 
     let slot = "faults_memory_big";
     create_slot(&db, slot);
-    sql_sync(
-        &db,
-        &format!(
+    db.sql_sync(&format!(
             "INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series({}, {}) i",
             small_n + 1,
             small_n + big_n
@@ -1385,7 +1353,7 @@ fn memory_does_not_grow_with_transaction_size() {
 
     let slot = "faults_memory_toast";
     create_slot(&db, slot);
-    sql_sync(&db, "UPDATE toasty SET n = n + 1, v = upper(v)");
+    db.sql_sync("UPDATE toasty SET n = n + 1, v = upper(v)");
     let flushed = db.sql("SELECT pg_current_wal_flush_lsn()");
     let (toast, first, _) = peak_while_streaming(&db, slot, toast_rows as usize, &flushed);
     let v: Value = serde_json::from_str(&first).unwrap();
@@ -1431,7 +1399,7 @@ fn signal_under_load(sig: libc::c_int, name: &str, slot: &str) {
             )
         })
         .collect();
-    sql_sync(&db, &sql);
+    db.sql_sync(&sql);
     let total = txns * per_txn;
 
     let (mut child, stdout) = Running::spawn(&args(&db, slot, &[]));

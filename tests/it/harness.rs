@@ -25,7 +25,21 @@
 //!
 //! `PGSTREAM_TEST_PGBIN` if set, else `pg_config --bindir` (when it holds
 //! the server), else the highest `/usr/lib/postgresql/*/bin`. As root,
-//! `initdb`/`pg_ctl` run as the `postgres` OS user.
+//! `initdb`/`pg_ctl` run as the `postgres` OS user. Client tools (`psql`,
+//! `pg_isready`, `pg_recvlogical`) come from that directory when it has them,
+//! else from the machine's PostgreSQL ([`client_bin`]): the server-only
+//! packages of `make test-matrix` (scripts/fetch-pg.sh) have none, and a
+//! client from 15 talks to any server from 10 on.
+//!
+//! # Version matrix
+//!
+//! `make test-matrix` runs this binary once per PostgreSQL major with
+//! `PGSTREAM_TEST_PGBIN` pointing at that version and `PGSTREAM_TEST_MATRIX=1`
+//! ([`matrix_mode`]). Tests assert each version's documented behaviour
+//! (docs/compatibility.md) using [`Cluster::major_version`]; only what a
+//! version's server cannot have at all is skipped, and only in matrix mode
+//! ([`matrix_skip`]): wal2json, which the matrix servers do not ship. Outside
+//! the matrix a missing wal2json still fails its tests.
 //!
 //! # Processes
 //!
@@ -146,6 +160,66 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         )
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// Whether this run is one version of `make test-matrix`
+/// (`PGSTREAM_TEST_MATRIX=1`).
+pub fn matrix_mode() -> bool {
+    std::env::var_os("PGSTREAM_TEST_MATRIX").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// In matrix mode, reports that the calling test skips `what` on this
+/// server and returns true (the test then returns early); outside it,
+/// returns false, and the test goes on (and fails if it cannot).
+/// `make test-matrix` counts these lines in its summary.
+pub fn matrix_skip(what: &str) -> bool {
+    if !matrix_mode() {
+        return false;
+    }
+    let test = thread::current().name().unwrap_or("?").to_string();
+    // Straight to stderr: libtest captures eprintln! per test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "pgstream-it: SKIPPED {test}: {what} ({})",
+        host().version
+    );
+    true
+}
+
+/// A PostgreSQL client program (`psql`, `pg_isready`, `pg_recvlogical`, …):
+/// from the server's bin directory when it has it, else from the machine's
+/// PostgreSQL (`pg_config --bindir`, the highest `/usr/lib/postgresql/*/bin`),
+/// else by name from `PATH`.
+pub fn client_bin(name: &str) -> PathBuf {
+    let own = host().bin_dir.join(name);
+    if own.is_file() {
+        return own;
+    }
+    static MACHINE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let machine = MACHINE.get_or_init(|| {
+        let mut dirs = Vec::new();
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+            if out.status.success() {
+                dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+            }
+        }
+        let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                Some((major, e.path().join("bin")))
+            })
+            .collect();
+        versioned.sort();
+        dirs.extend(versioned.into_iter().rev().map(|(_, d)| d));
+        dirs.into_iter().find(|d| d.join("psql").is_file())
+    });
+    match machine {
+        Some(dir) if dir.join(name).is_file() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
 }
 
 fn has_server(dir: &Path) -> bool {
@@ -464,12 +538,7 @@ impl Server {
     /// psql using `conn` (`-h/-p/-d/-U` or `-d conninfo`), `env` on top of a
     /// scrubbed environment. Returns trimmed stdout (unaligned, tuples only).
     pub fn psql(&self, conn: &[String], env: &[(&str, &str)], sql: &str) -> Result<String, String> {
-        let psql = self.bin_dir.join("psql");
-        let mut cmd = Command::new(if psql.is_file() {
-            psql
-        } else {
-            PathBuf::from("psql")
-        });
+        let mut cmd = Command::new(client_bin("psql"));
         scrub_env(&mut cmd);
         cmd.env("PGAPPNAME", HARNESS_APPNAME)
             .env("PGCONNECT_TIMEOUT", "10")
@@ -502,7 +571,7 @@ impl Server {
     }
 
     pub fn is_ready(&self) -> bool {
-        let mut cmd = Command::new(self.bin_dir.join("pg_isready"));
+        let mut cmd = Command::new(client_bin("pg_isready"));
         scrub_env(&mut cmd);
         cmd.arg("-q")
             .args(self.conn_args("postgres", SUPERUSER))
@@ -1144,6 +1213,27 @@ impl TestDb {
         self.sql("SELECT pg_current_wal_lsn()")
     }
 
+    /// Runs `sql` with a synchronous commit, so that it is flushed (and thus
+    /// before any WAL position taken afterwards) when this returns.
+    pub fn sql_sync(&self, sql: &str) -> String {
+        self.sql(&format!("SET synchronous_commit = on;\n{sql}"))
+    }
+
+    /// One single-row INSERT into `t (id, v)` (one transaction each) per id.
+    pub fn insert_each(&self, ids: std::ops::RangeInclusive<i64>) {
+        let sql: String = ids.map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
+        self.sql_sync(&sql);
+    }
+
+    /// Whether the walsender holding `slot` has started streaming.
+    pub fn walsender_streaming(&self, slot: &str) -> bool {
+        self.sql(&format!(
+            "SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s
+               ON s.active_pid = r.pid
+             WHERE s.slot_name = '{slot}' AND r.state = 'streaming'"
+        )) == "1"
+    }
+
     /// Waits until the slot exists and no walsender holds it.
     pub fn wait_slot_inactive(&self, slot: &str, timeout: Duration) {
         wait_until(&format!("slot {slot} to be inactive"), timeout, || {
@@ -1555,6 +1645,22 @@ impl Drop for Proc {
 /// Runs `pgstream args` to completion (killed and a panic after `timeout`).
 pub fn run(args: &[String], env: &[(&str, &str)], timeout: Duration) -> Output {
     Proc::spawn(args, env).wait_exit(timeout)
+}
+
+/// [`run`] that must exit 0 with its last line whole; returns each stdout
+/// line with its parsed JSON.
+pub fn run_lines(args: &[String]) -> Vec<(String, serde_json::Value)> {
+    let out = run(args, &[], TIMEOUT);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "pgstream {args:?} failed\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.stdout_lines.join("\n"),
+        out.stderr
+    );
+    assert!(!out.stdout_unterminated, "last line cut: {out:?}");
+    let values = out.json();
+    out.stdout_lines.into_iter().zip(values).collect()
 }
 
 /// Polls `f` every 20 ms until it returns Some; panics naming `what` after

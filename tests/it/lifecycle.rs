@@ -38,20 +38,6 @@ fn setup(prefix: &str) -> TestDb {
     db
 }
 
-/// Runs `sql` with a synchronous commit, so that it is flushed (and thus
-/// before any WAL position taken afterwards) when this returns.
-fn sql_sync(db: &TestDb, sql: &str) -> String {
-    db.sql(&format!("SET synchronous_commit = on;\n{sql}"))
-}
-
-/// One single-row INSERT (hence one transaction in psql's autocommit) per id.
-fn insert_each(db: &TestDb, ids: std::ops::RangeInclusive<i64>) {
-    let sql: String = ids
-        .map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n"))
-        .collect();
-    sql_sync(db, &sql);
-}
-
 /// The WAL position up to which the server has flushed (what logical
 /// decoding can reach): monotonic, and past every synchronous commit so far.
 fn flush_lsn(db: &TestDb) -> String {
@@ -199,16 +185,6 @@ fn wait_pipe_full(fd: &impl AsRawFd, child: &mut Guard) {
     );
 }
 
-/// Whether the walsender holding `slot` has started streaming
-/// (START_REPLICATION ran and it caught up).
-fn walsender_streaming(db: &TestDb, slot: &str) -> bool {
-    db.sql(&format!(
-        "SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s
-           ON s.active_pid = r.pid
-         WHERE s.slot_name = '{slot}' AND r.state = 'streaming'"
-    )) == "1"
-}
-
 fn status_desc(st: &ExitStatus) -> String {
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("exit code {c}"),
@@ -232,9 +208,7 @@ fn end_lsn_now_drains_the_backlog_and_a_second_run_emits_nothing() {
     db.wait_confirmed(slot, &start1, TIMEOUT);
 
     // A workload of three transactions.
-    sql_sync(
-        &db,
-        "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+    db.sql_sync("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
          UPDATE t SET v = 'A' WHERE id = 1;
          DELETE FROM t WHERE id = 2;",
     );
@@ -275,10 +249,10 @@ fn end_lsn_explicit_stops_between_transactions() {
     let slot = "lc_end_explicit";
     create_slot(&db, slot);
 
-    insert_each(&db, 1..=1);
+    db.insert_each(1..=1);
     // Taken after the first commit was flushed, before the second begins.
     let between = flush_lsn(&db);
-    insert_each(&db, 2..=2);
+    db.insert_each(2..=2);
     assert!(parse_lsn(&flush_lsn(&db)) > parse_lsn(&between));
 
     // -v -v: the status updates are logged, for the failure report.
@@ -306,15 +280,13 @@ fn end_lsn_explicit_stops_between_transactions() {
 /// after its only line. Transaction 2 has one change. Returns a WAL position
 /// between the two.
 fn late_commit_workload(db: &TestDb) -> String {
-    sql_sync(
-        db,
-        "BEGIN;
+    db.sql_sync("BEGIN;
          INSERT INTO t VALUES (1, 'x');
          INSERT INTO other SELECT g, 'x' FROM generate_series(1, 100000) g;
          COMMIT;",
     );
     let between = flush_lsn(db);
-    insert_each(db, 2..=2);
+    db.insert_each(2..=2);
     between
 }
 
@@ -368,9 +340,7 @@ fn max_changes_stops_at_a_transaction_boundary_without_splitting_or_repeating() 
     let slot = "lc_max_changes";
     create_slot(&db, slot);
 
-    sql_sync(
-        &db,
-        "INSERT INTO t VALUES (1, 'x'), (2, 'x'), (3, 'x');
+    db.sql_sync("INSERT INTO t VALUES (1, 'x'), (2, 'x'), (3, 'x');
          INSERT INTO t VALUES (4, 'x'), (5, 'x'), (6, 'x');
          INSERT INTO t VALUES (7, 'x'), (8, 'x'), (9, 'x');",
     );
@@ -417,9 +387,7 @@ fn signal_stop_then_resume(sig: &str, slot: &str) {
     // Several transactions (5 × 2 rows) while it streams.
     for tx in 0..5 {
         let a = tx * 2 + 1;
-        sql_sync(
-            &db,
-            &format!("INSERT INTO t VALUES ({a}, 'x'), ({}, 'x')", a + 1),
+        db.sql_sync(&format!("INSERT INTO t VALUES ({a}, 'x'), ({}, 'x')", a + 1),
         );
     }
     p.wait_lines(20, TIMEOUT);
@@ -448,7 +416,7 @@ fn signal_stop_then_resume(sig: &str, slot: &str) {
     assert_eq!(insert_ids(&changes(&out.stdout_lines)), range(1..=10));
 
     // While it is down.
-    insert_each(&db, 11..=15);
+    db.insert_each(11..=15);
     db.wait_slot_inactive(slot, TIMEOUT);
     let out = run_ok(&db, slot, &["--end-lsn", "now"]);
     assert_eq!(
@@ -478,9 +446,7 @@ fn sigint_mid_transaction_replays_that_transaction_whole() {
     create_slot(&db, slot);
     let big: i64 = 60_000;
     // Transaction A (rows 1-3), then a big transaction B (rows 4..).
-    sql_sync(
-        &db,
-        &format!(
+    db.sql_sync(&format!(
             "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a');
              INSERT INTO t SELECT i, md5(i::text) FROM generate_series(4, {}) i;",
             big + 3
@@ -576,12 +542,12 @@ fn stop_with_blocked_output_acknowledges_nothing_unwritten() {
     let stdout = child.0.stdout.take().expect("stdout"); // never read
     let err = capture(child.0.stderr.take().expect("stderr"));
     wait_until("pgstream to start streaming", TIMEOUT, || {
-        walsender_streaming(&db, slot).then_some(())
+        db.walsender_streaming(slot).then_some(())
     });
     // One transaction whose line (~150 kB: more than a pipe holds, less
     // than one chunk) cannot fit in the pipe: the writer blocks in the
     // middle of it, for good.
-    sql_sync(&db, "INSERT INTO t VALUES (1, repeat('x', 150000))");
+    db.sql_sync("INSERT INTO t VALUES (1, repeat('x', 150000))");
     wait_pipe_full(&stdout, &mut child);
 
     // The stop cannot finish that line; it must not acknowledge it either.
@@ -614,9 +580,7 @@ fn second_signal_exits_130_while_output_is_blocked() {
     let db = setup("");
     let slot = "lc_second_signal";
     create_slot(&db, slot);
-    sql_sync(
-        &db,
-        "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i",
+    db.sql_sync("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i",
     );
 
     // -v so that the first signal's "stopping" shows on stderr.
@@ -739,7 +703,7 @@ fn reader_gone_mid_stream_exits_0_quietly_and_loses_nothing() {
     let sql: String = (1..=20)
         .map(|i| format!("INSERT INTO t VALUES ({i}, repeat('x', 100000));\n"))
         .collect();
-    sql_sync(&db, &sql);
+    db.sql_sync(&sql);
 
     let (st, err, head_lines, took) = pipe_into_head(&args(&db, slot, &[]), 5);
     eprintln!(
@@ -776,7 +740,7 @@ fn reader_gone_while_idle_exits_0_promptly() {
     let db = setup("");
     let slot = "lc_epipe_idle";
     create_slot(&db, slot);
-    insert_each(&db, 1..=3);
+    db.insert_each(1..=3);
 
     // head takes all there is and leaves; no more data arrives.
     let (st, err, head_lines, took) = pipe_into_head(&args(&db, slot, &[]), 3);
@@ -819,11 +783,11 @@ fn kill_9_then_restart_loses_nothing() {
     // -s 1: the first half is acknowledged while streaming, before the kill.
     let mut p = Proc::spawn(&args(&db, slot, &["-s", "1"]), &[]);
     let rows = 50;
-    insert_each(&db, 1..=25);
+    db.insert_each(1..=25);
     let half = flush_lsn(&db);
     p.wait_lines(25, TIMEOUT);
     db.wait_confirmed(slot, &half, TIMEOUT);
-    insert_each(&db, 26..=rows);
+    db.insert_each(26..=rows);
     p.wait_lines(30, TIMEOUT);
     p.signal("KILL");
     let out = p.wait_exit(TIMEOUT);
@@ -900,7 +864,7 @@ fn file_output_is_appended_and_stdout_stays_empty() {
     assert!(out.stdout_lines.is_empty(), "{:?}", out.stdout_lines);
     assert_eq!(std::fs::read_to_string(&file.0).unwrap(), "existing line\n");
 
-    insert_each(&db, 1..=3);
+    db.insert_each(1..=3);
     let out = run_ok(&db, slot, &["--file", &path, "--end-lsn", "now"]);
     assert!(
         out.stdout_lines.is_empty(),
@@ -913,7 +877,7 @@ fn file_output_is_appended_and_stdout_stays_empty() {
     assert_eq!(lines[0], "existing line", "existing content preserved");
     assert_eq!(insert_ids(&lines[1..]), range(1..=3));
 
-    insert_each(&db, 4..=5);
+    db.insert_each(4..=5);
     let out = run_ok(&db, slot, &["-f", &path, "--end-lsn", "now"]);
     assert!(out.stdout_lines.is_empty(), "{:?}", out.stdout_lines);
     let text = std::fs::read_to_string(&file.0).unwrap();
@@ -934,13 +898,11 @@ fn filtered_slot_acknowledges_the_wal_position() {
 
     let mut p = Proc::spawn(&args(&db, slot, &["-s", "1"]), &[]);
     wait_until("pgstream to hold the slot", TIMEOUT, || {
-        walsender_streaming(&db, slot).then_some(())
+        db.walsender_streaming(slot).then_some(())
     });
     // Writes that the publication filters out.
     for i in 0..5 {
-        sql_sync(
-            &db,
-            &format!(
+        db.sql_sync(&format!(
                 "INSERT INTO other SELECT g, 'x' FROM generate_series({}, {}) g",
                 i * 100 + 1,
                 i * 100 + 100
@@ -985,9 +947,9 @@ fn temporary_slot_lives_only_while_pgstream_runs() {
     // It streams from it. (Wait for START_REPLICATION: a row committed
     // while the slot is still being created may precede its consistent point.)
     wait_until("pgstream to start streaming", TIMEOUT, || {
-        walsender_streaming(&db, slot).then_some(())
+        db.walsender_streaming(slot).then_some(())
     });
-    insert_each(&db, 1..=1);
+    db.insert_each(1..=1);
     assert_eq!(insert_ids(&p.wait_lines(1, TIMEOUT)), [1]);
 
     p.signal("INT");
@@ -1108,7 +1070,7 @@ fn unix_socket_and_tcp_both_stream() {
         assert_eq!(out.code, Some(0), "{name}: {out:#?}");
         assert!(db.slot_exists(&slot), "{name}: slot not created");
     }
-    sql_sync(&db, "INSERT INTO t VALUES (1, 'one')");
+    db.sql_sync("INSERT INTO t VALUES (1, 'one')");
     for (name, conn) in [("unix", db.conn_args()), ("tcp", db.tcp_conn_args())] {
         let slot = format!("lc_transport_{name}");
         let mut a = conn.clone();
@@ -1135,9 +1097,7 @@ fn slow_reader_is_not_disconnected() {
     let slot = "lc_slow_reader";
     create_slot(&db, slot);
     let rows: i64 = 200_000;
-    sql_sync(
-        &db,
-        &format!("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, {rows}) i"),
+    db.sql_sync(&format!("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, {rows}) i"),
     );
 
     let mut cmd = command(&args(&db, slot, &["--end-lsn", "now"]), &[]);

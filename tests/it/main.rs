@@ -5,6 +5,7 @@
 //! `make test`, which installs the server and wal2json first when it can).
 
 mod harness;
+mod jsontext;
 mod smoke;
 mod values;
 mod lifecycle;

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::harness::{format_lsn, parse_lsn, run, wait_until, Cluster, TestDb, TIMEOUT};
+use crate::jsontext::{entries, minify};
+use crate::harness::{format_lsn, parse_lsn, run_lines, wait_until, Cluster, TestDb, TIMEOUT};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -100,22 +101,7 @@ impl Stream {
         let mut args = self.db.stream_args(&self.slot, &self.publication);
         args.extend(["--end-lsn", "now"].iter().map(|s| s.to_string()));
         args.extend(extra.iter().map(|s| s.to_string()));
-        let out = run(&args, &[], TIMEOUT);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "pgstream {args:?} failed\n--- stdout:\n{}\n--- stderr:\n{}",
-            out.stdout_lines.join("\n"),
-            out.stderr
-        );
-        assert!(!out.stdout_unterminated, "last line cut: {out:?}");
-        let values = out.json();
-        let lines: Vec<Line> = out
-            .stdout_lines
-            .into_iter()
-            .zip(values)
-            .map(|(raw, v)| Line { raw, v })
-            .collect();
+        let lines: Vec<Line> = run_lines(&args).into_iter().map(|(raw, v)| Line { raw, v }).collect();
         for l in &lines {
             l.check_common();
         }
@@ -169,15 +155,15 @@ impl Line {
 
     /// The top-level keys in the order they appear in the raw text.
     fn keys(&self) -> Vec<String> {
-        entries(&self.raw).into_iter().map(|(k, _)| k).collect()
+        entries(&self.raw).into_iter().map(|e| e.key).collect()
     }
 
     /// The raw text of a top-level value.
     fn raw(&self, key: &str) -> String {
         entries(&self.raw)
             .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+            .find(|e| e.key == key)
+            .map(|e| e.value)
             .unwrap_or_else(|| panic!("no {key} in {}", self.raw))
     }
 
@@ -278,107 +264,6 @@ fn utc_micros(s: &str) -> i64 {
     (days * 86_400 + secs) * 1_000_000 + frac
 }
 
-// A tiny scanner over (already validated) JSON text, for what serde_json's
-// Value loses: key order and the exact text of numbers.
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-        i += 1;
-    }
-    i
-}
-
-fn string_end(b: &[u8], i: usize) -> usize {
-    let mut j = i + 1;
-    loop {
-        match b[j] {
-            b'\\' => j += 2,
-            b'"' => return j + 1,
-            _ => j += 1,
-        }
-    }
-}
-
-fn value_end(b: &[u8], i: usize) -> usize {
-    match b[i] {
-        b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            let (mut depth, mut j) = (0, i);
-            loop {
-                match b[j] {
-                    b'"' => {
-                        j = string_end(b, j);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return j + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            let mut j = i;
-            while j < b.len() && !b",}] \t\r\n".contains(&b[j]) {
-                j += 1;
-            }
-            j
-        }
-    }
-}
-
-/// The entries of the JSON object `text` in order: (key, raw value text).
-fn entries(text: &str) -> Vec<(String, String)> {
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| panic!("not a JSON object: {text}"));
-    let b = text.as_bytes();
-    let mut i = skip_ws(b, 0) + 1;
-    let mut out = Vec::new();
-    loop {
-        i = skip_ws(b, i);
-        if b[i] == b'}' {
-            return out;
-        }
-        let key_end = string_end(b, i);
-        let key: String = serde_json::from_str(&text[i..key_end]).unwrap();
-        i = skip_ws(b, key_end) + 1; // ':'
-        i = skip_ws(b, i);
-        let end = value_end(b, i);
-        out.push((key, text[i..end].to_string()));
-        i = skip_ws(b, end);
-        if b[i] == b',' {
-            i += 1;
-        }
-    }
-}
-
-/// `text` without whitespace outside strings.
-fn minify(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'"' {
-            let end = string_end(b, i);
-            out.push_str(&text[i..end]);
-            i = end;
-        } else {
-            if !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
-                out.push(b[i] as char);
-            }
-            i += 1;
-        }
-    }
-    out
-}
-
 /// The `insert` lines of `table` by their `new.id`.
 fn inserts_by_id<'a>(lines: &'a [Line], table: &str) -> BTreeMap<i64, &'a Line> {
     let mut map = BTreeMap::new();
@@ -401,9 +286,9 @@ fn assert_new(line: &Line, want: &str) {
 /// [`assert_new`] without comparing the values of the columns `skip` (whose
 /// keys must still be there, in order).
 fn assert_new_except(line: &Line, want: &str, skip: &[&str]) {
-    let show = |e: Vec<(String, String)>| -> Vec<(String, String)> {
+    let show = |e: Vec<crate::jsontext::Entry>| -> Vec<(String, String)> {
         e.into_iter()
-            .map(|(k, v)| {
+            .map(|crate::jsontext::Entry { key: k, value: v, .. }| {
                 let v = if skip.contains(&k.as_str()) {
                     "…".into()
                 } else {
@@ -560,7 +445,7 @@ fn numbers_bools_numeric_and_json() {
     ];
     for (id, want) in f4 {
         let line = floats[&id];
-        let raw = entries(&line.raw("new"))[1].1.clone();
+        let raw = entries(&line.raw("new"))[1].value.clone();
         assert!(line.v["new"]["f4"].is_number(), "f4 not a number: {line:?}");
         let got: f32 = raw.parse().unwrap_or_else(|e| panic!("{raw}: {e}"));
         assert_eq!(got.to_bits(), want.to_bits(), "f4 {raw} in {line:?}");
@@ -572,7 +457,7 @@ fn numbers_bools_numeric_and_json() {
     }
     for (id, want) in f8 {
         let line = floats[&id];
-        let raw = entries(&line.raw("new"))[2].1.clone();
+        let raw = entries(&line.raw("new"))[2].value.clone();
         assert!(line.v["new"]["f8"].is_number(), "f8 not a number: {line:?}");
         let got: f64 = raw.parse().unwrap_or_else(|e| panic!("{raw}: {e}"));
         assert_eq!(got.to_bits(), want.to_bits(), "f8 {raw} in {line:?}");
@@ -676,7 +561,7 @@ fn arrays() {
         &["fa"],
     );
     let fa: Vec<f64> = entries(&r[&4].raw("new"))[9]
-        .1
+        .value
         .trim_matches(['[', ']'])
         .split(',')
         .map(|x| x.parse().unwrap())
