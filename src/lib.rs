@@ -21,6 +21,7 @@
 #![allow(missing_docs)]
 
 pub mod ack;
+pub mod argv;
 pub mod cli;
 pub mod config;
 pub mod conninfo;

@@ -1170,3 +1170,25 @@ fn password_from_the_environment_is_not_in_ps_output() {
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     assert_no_secret("PGPASSWORD run", &out.stderr);
 }
+
+/// A password inside a `-d` URI or conninfo string is overwritten in the
+/// process's arguments once parsed, so `ps` does not show it.
+#[test]
+fn password_on_the_command_line_is_hidden_from_ps() {
+    let db = db_with_one_insert("", &["err_ps_uri", "err_ps_kv"]);
+    let uri = db.tcp_uri(SCRAM_USER).replace(&format!("{SCRAM_USER}@"), &format!("{SCRAM_USER}:scram%20secret@"));
+    let kv = format!("{} password='{SCRAM_PASSWORD}'", db.conninfo().replace("user=postgres", &format!("user={SCRAM_USER}")));
+    for (slot, dbarg) in [("err_ps_uri", uri), ("err_ps_kv", kv)] {
+        let args = crate::harness::vec_of(&["-d", &dbarg, "--slot", slot, "--publication", "p"]);
+        let mut p = Proc::spawn(&args, &[]);
+        p.wait_lines(1, TIMEOUT);
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid())).expect("read cmdline");
+        let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(shown.contains(slot), "{shown:?}");
+        assert!(!shown.contains("scram secret") && !shown.contains("scram%20secret"), "ps shows the password: {shown:?}");
+        assert!(shown.contains("********"), "{shown:?}");
+        p.signal("TERM");
+        let out = p.wait_exit(TIMEOUT);
+        assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    }
+}
