@@ -68,6 +68,13 @@ pub struct Cli {
     /// Drop the slot and exit
     #[arg(long, help_heading = "Slot")]
     pub drop_slot: bool,
+    /// When this run creates the slot, first emit every existing row of the
+    /// streamed tables as read events, then stream from the slot's start
+    #[arg(long, help_heading = "Slot")]
+    pub snapshot: bool,
+    /// Connections for the snapshot's parallel copy and catalog queries
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Slot")]
+    pub pool_size: u32,
 
     /// Start position [default: the slot's confirmed position]
     #[arg(long, value_name = "LSN", help_heading = "Stream")]
@@ -190,6 +197,14 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_flags() {
+        let cli = parse(&["--snapshot", "--pool-size", "8"]);
+        assert!(cli.snapshot);
+        assert_eq!(cli.pool_size, 8);
+        assert_eq!(parse(&[]).pool_size, 4);
+    }
+
+    #[test]
     fn create_slot_flags_override() {
         assert!(parse(&["--no-create-slot"]).no_create_slot);
         assert!(!parse(&[]).no_create_slot);
@@ -213,5 +228,6 @@ mod tests {
         assert!(bad(&["--plugin", "test_decoding"]));
         assert!(bad(&["--proto-version", "9"]));
         assert!(bad(&["--max-changes", "-1"]));
+        assert!(bad(&["--pool-size", "0"]));
     }
 }

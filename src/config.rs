@@ -55,6 +55,10 @@ pub struct Config {
     pub create_slot: bool,
     pub temporary_slot: bool,
     pub drop_slot: bool,
+    /// Emit the existing rows as `read` events when the slot is created.
+    pub snapshot: bool,
+    /// Connections of the snapshot's pool.
+    pub pool_size: usize,
     pub start_lsn: Option<Lsn>,
     pub end_lsn: Option<EndLsn>,
     pub max_changes: Option<u64>,
@@ -111,6 +115,8 @@ impl Config {
             create_slot: !cli.no_create_slot,
             temporary_slot: cli.temporary_slot,
             drop_slot: cli.drop_slot,
+            snapshot: cli.snapshot,
+            pool_size: cli.pool_size as usize,
             start_lsn,
             end_lsn,
             max_changes: cli.max_changes,
@@ -144,6 +150,16 @@ impl Config {
         }
         if self.temporary_slot && !self.create_slot {
             return Err(Error::usage("--temporary-slot needs --create-slot"));
+        }
+        if self.snapshot && !self.create_slot {
+            return Err(Error::usage(
+                "--snapshot needs --create-slot: the snapshot is taken when this run creates the slot",
+            ));
+        }
+        if self.snapshot && self.start_lsn.is_some() {
+            return Err(Error::usage(
+                "--snapshot and --start-lsn cannot be combined: after the snapshot the stream starts at the slot's consistent point",
+            ));
         }
         Ok(())
     }
@@ -201,5 +217,17 @@ mod tests {
         let e = config(&["-S", "s", "--publication", "p", "--end-lsn", "soon"]).unwrap_err();
         assert!(e.to_string().contains("--end-lsn"));
         assert_eq!(config(&["-S", "s", "--publication", "p", "--max-changes", "0"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn snapshot_needs_a_new_slot() {
+        let c = config(&["-S", "s", "--publication", "p", "--snapshot"]).unwrap();
+        assert!(c.snapshot);
+        assert_eq!(c.pool_size, 4);
+        let e = config(&["-S", "s", "--publication", "p", "--snapshot", "--no-create-slot"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--create-slot"), "{e}");
+        let e = config(&["-S", "s", "--publication", "p", "--snapshot", "--start-lsn", "0/1"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 }

@@ -57,6 +57,40 @@ impl TableFilter {
     }
 }
 
+/// One entry of wal2json's `add-tables` / `filter-tables`: a schema and a
+/// table name, `None` standing for wal2json's `*` (any). wal2json knows no
+/// other wildcard.
+pub type Wal2JsonTable<'a> = (Option<&'a str>, Option<&'a str>);
+
+impl TableFilter {
+    /// The patterns pushed down to wal2json, so that it does not even send
+    /// the changes of tables that would be filtered out here. The filter
+    /// still applies to what arrives; the push-down only has to be safe:
+    ///
+    /// - `add-tables`: one entry per include pattern, widened to what
+    ///   wal2json can say (`ord*` in `shop` becomes `shop.*`); `None` when
+    ///   there is no include pattern or one widens to every table.
+    /// - `filter-tables`: the exclude patterns wal2json can say exactly
+    ///   (each part a name without `*`, or `*` alone); the others are left to
+    ///   this filter.
+    pub fn wal2json_tables(&self) -> (Option<Vec<Wal2JsonTable<'_>>>, Vec<Wal2JsonTable<'_>>) {
+        fn part(p: &str) -> Option<&str> {
+            (!p.contains('*')).then_some(p)
+        }
+        let exact = |p: &str| p == "*" || !p.contains('*');
+        let add: Vec<Wal2JsonTable<'_>> =
+            self.include.iter().map(|p| (p.schema.as_deref().and_then(part), part(&p.table))).collect();
+        let add = (!add.is_empty() && !add.contains(&(None, None))).then_some(add);
+        let filter = self
+            .exclude
+            .iter()
+            .filter(|p| p.schema.as_deref().is_none_or(exact) && exact(&p.table))
+            .map(|p| (p.schema.as_deref().and_then(part), part(&p.table)))
+            .collect();
+        (add, filter)
+    }
+}
+
 /// `*` matches any run of characters; everything else matches itself.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative matching with one backtrack point: linear in practice.
@@ -125,6 +159,22 @@ mod tests {
         assert!(f.matches("public", "orders"));
         assert!(f.matches("shop", "orders"));
         assert!(!f.matches("shop", "orders2"));
+    }
+
+    #[test]
+    fn wal2json_push_down_is_safe() {
+        let f = filter(&["shop.orders", "public.ord*", "audit.*", "events", "s*.t"], &["*.tmp", "public.x*", "s*.y", "old"]);
+        let (add, exclude) = f.wal2json_tables();
+        let add = add.unwrap();
+        assert_eq!(
+            add,
+            [(Some("shop"), Some("orders")), (Some("public"), None), (Some("audit"), None), (None, Some("events")), (None, Some("t"))]
+        );
+        // Only the exclude patterns wal2json can say exactly.
+        assert_eq!(exclude, [(None, Some("tmp")), (None, Some("old"))]);
+        // A pattern that widens to every table: no add-tables at all.
+        assert_eq!(filter(&["shop.orders", "*_log"], &[]).wal2json_tables(), (None, vec![]));
+        assert_eq!(filter(&[], &[]).wal2json_tables(), (None, vec![]));
     }
 
     #[test]

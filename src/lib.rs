@@ -6,7 +6,8 @@
 //!   into one validated [`config::Config`].
 //! - [`replication`]: our walsender connection (postgres-protocol over
 //!   tokio sockets): startup, authentication, replication commands, CopyBoth.
-//! - [`sql`]: ordinary tokio-postgres connections for catalog look-ups.
+//! - [`sql`]: ordinary tokio-postgres connections for catalog look-ups, and
+//!   `--snapshot`'s parallel copy over a pool of them ([`sql::snapshot`]).
 //! - [`decode`]: one [`decode::Decoder`] per output plugin, all producing
 //!   [`event::Event`]s; [`decode::value`] maps PostgreSQL text to JSON.
 //! - [`output`]: an event as one JSON line; [`writer`]: the output thread.

@@ -22,6 +22,7 @@ use crate::replication::commands;
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::{CatalogConn, SlotInfo};
+use crate::sql::snapshot;
 use crate::stats::Stats;
 use crate::systemd::Notifier;
 use crate::writer::{Chunk, Writer};
@@ -134,12 +135,17 @@ async fn reconnect_loop(config: &Config, control: Control, writer: &mut Writer, 
 
 async fn drop_slot(config: &Config) -> Result<()> {
     let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await?;
-    repl.simple_query(&commands::drop_slot(&config.slot)).await.map_err(|e| match e {
+    let dropped = repl.simple_query(&commands::drop_slot(&config.slot)).await.map_err(|e| match e {
         Error::Server { source, .. } if source.code == "42704" => {
             Error::usage(format!("replication slot \"{}\" does not exist", config.slot))
         }
         e => e,
-    })?;
+    });
+    // With the slot gone (or never there), so is its unfinished snapshot.
+    if matches!(&dropped, Ok(_) | Err(Error::Usage(_))) {
+        snapshot::drop_marker(&mut repl, &config.slot).await?;
+    }
+    dropped?;
     info!("dropped slot {}", config.slot);
     let _ = timeout(Duration::from_secs(1), repl.finish()).await;
     Ok(())
@@ -170,7 +176,7 @@ async fn session(
     let (repl, catalog, decoder, wal_sender_timeout) = tokio::select! {
         biased;
         _ = stop_requested(&mut stop_watch) => return Ok(()),
-        r = start_stream(config, st) => r?,
+        r = start_stream(config, st, writer) => r?,
     };
     *streamed = true;
     st.notifier.notify(&format!("READY=1\nSTATUS=streaming from slot {}", config.slot));
@@ -211,6 +217,7 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 async fn start_stream(
     config: &Config,
     st: &mut RunState,
+    writer: &mut Writer,
 ) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>, Duration)> {
     let catalog = CatalogConn::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
@@ -225,6 +232,7 @@ async fn start_stream(
     let reconnect = st.started;
     let slot = wait_for_slot(config, &catalog, reconnect).await?;
     let plugin = check_slot(config, slot.as_ref())?;
+    snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
     if plugin == Plugin::PgOutput && config.publications.is_empty() {
         return Err(no_publication());
     }
@@ -242,7 +250,9 @@ async fn start_stream(
         Plugin::Wal2Json => wal2json_options(config, &catalog).await?,
     };
 
-    let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await.map_err(explain_connect)?;
+    let mut repl = ReplicationConn::connect(&config.conn, &snapshot::replication_settings(config))
+        .await
+        .map_err(explain_connect)?;
     repl.simple_query("IDENTIFY_SYSTEM").await?;
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
         let now = catalog.wal_insert_lsn().await?;
@@ -260,6 +270,10 @@ async fn start_stream(
         Some(s) => {
             debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
             s.confirmed_flush.as_deref().and_then(parse_lsn).unwrap_or(0)
+        }
+        None if config.snapshot => {
+            let RunState { ack, stats, .. } = &mut *st;
+            snapshot::take(config, &catalog, &mut repl, plugin, writer, ack, stats).await?
         }
         None => {
             let rows = repl
@@ -317,7 +331,9 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
 /// wal2json's options. `--publication` becomes `add-tables` with the
 /// publications' tables as they are now (resolved again on reconnect) —
 /// unless one is FOR ALL TABLES, which needs no list (and a list by name
-/// would miss tables created or renamed later).
+/// would miss tables created or renamed later). `--table`/`--exclude-table`
+/// are pushed down as far as wal2json's table lists can say them (the filter
+/// still applies to what arrives).
 async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
     if config.proto_version.is_some() {
         return Err(Error::usage("--proto-version applies to pgoutput slots only"));
@@ -330,15 +346,31 @@ async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<Plug
     }
     let mut options: Vec<(&'static str, String)> =
         wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    let list = |tables: &[(Option<&str>, Option<&str>)]| {
+        let part = |p: Option<&str>| p.map_or_else(|| "*".to_string(), wal2json_escape);
+        tables.iter().map(|&(s, t)| format!("{}.{}", part(s), part(t))).collect::<Vec<_>>().join(",")
+    };
     if !config.publications.is_empty() && !catalog.any_all_tables(&config.publications).await? {
+        // The published tables that --table/--exclude-table let through.
         let tables = catalog.publication_tables(&config.publications).await?;
+        let tables: Vec<_> = tables
+            .iter()
+            .filter(|(s, t)| config.tables.matches(s, t))
+            .map(|(s, t)| (Some(s.as_str()), Some(t.as_str())))
+            .collect();
         if tables.is_empty() {
-            // No table is published: let none through.
+            // No table is published (or let through): let none through.
             options.push(("filter-tables", "*.*".into()));
         } else {
-            let list: Vec<String> =
-                tables.iter().map(|(s, t)| format!("{}.{}", wal2json_escape(s), wal2json_escape(t))).collect();
-            options.push(("add-tables", list.join(",")));
+            options.push(("add-tables", list(&tables)));
+        }
+    } else {
+        let (add, exclude) = config.tables.wal2json_tables();
+        if let Some(add) = add {
+            options.push(("add-tables", list(&add)));
+        }
+        if !exclude.is_empty() {
+            options.push(("filter-tables", list(&exclude)));
         }
     }
     Ok((options, Box::new(Wal2Json::new(config.include_messages))))

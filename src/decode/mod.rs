@@ -7,6 +7,7 @@
 //! into the [`Catalog`](catalog::Catalog) and hands the same message again.
 
 pub mod catalog;
+pub mod copy;
 pub mod pgoutput;
 pub mod value;
 pub mod wal2json;

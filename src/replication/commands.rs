@@ -24,6 +24,20 @@ pub fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
     )
 }
 
+/// `CREATE_REPLICATION_SLOT` exporting a snapshot (`--snapshot`): the
+/// result's `snapshot_name` can then be imported by other sessions until
+/// this connection's next command. `(SNAPSHOT 'export')` from PostgreSQL 15
+/// on, `EXPORT_SNAPSHOT` before.
+pub fn create_slot_exporting(slot: &str, plugin: &str, temporary: bool, server_version: u32) -> String {
+    format!(
+        "CREATE_REPLICATION_SLOT {}{} LOGICAL {} {}",
+        quote_ident(slot),
+        if temporary { " TEMPORARY" } else { "" },
+        quote_ident(plugin),
+        if server_version >= 150000 { "(SNAPSHOT 'export')" } else { "EXPORT_SNAPSHOT" }
+    )
+}
+
 /// `DROP_REPLICATION_SLOT`.
 pub fn drop_slot(slot: &str) -> String {
     format!("DROP_REPLICATION_SLOT {}", quote_ident(slot))
@@ -82,5 +96,13 @@ mod tests {
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL \"pgoutput\" NOEXPORT_SNAPSHOT"
         );
         assert_eq!(drop_slot("s"), "DROP_REPLICATION_SLOT \"s\"");
+        assert_eq!(
+            create_slot_exporting("s", "pgoutput", false, 150000),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'export')"
+        );
+        assert_eq!(
+            create_slot_exporting("s", "wal2json", true, 140011),
+            "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL \"wal2json\" EXPORT_SNAPSHOT"
+        );
     }
 }

@@ -37,9 +37,22 @@ impl CatalogConn {
     /// Connects with libpq's sslmode plan (see [`tls::with_retry`]); the
     /// connection task is spawned and logs its own end.
     pub async fn connect(params: &ConnParams) -> Result<Self> {
+        Self::connect_with(params, &[]).await
+    }
+
+    /// Like [`CatalogConn::connect`], with `settings` sent in the startup
+    /// packet (`options=-c name=value …`), so they hold from the first query
+    /// and survive `RESET ALL`. Values must not contain spaces.
+    pub async fn connect_with(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
         let context = || format!("cannot connect to {params}");
+        let options: Vec<String> = settings.iter().map(|(k, v)| format!("-c {k}={v}")).collect();
+        let options = options.join(" ");
+        let options = options.as_str();
         let (client, conn) = tls::with_retry(params, |transport| async move {
             let mut config = params.to_tokio_config();
+            if !options.is_empty() {
+                config.options(options);
+            }
             let make = match transport {
                 Transport::Plain => {
                     config.ssl_mode(SslMode::Disable);
@@ -74,6 +87,17 @@ impl CatalogConn {
             .map_err(|e| pg_error(e, "reading server_version_num".into()))?
             .get(0);
         Ok(CatalogConn { client, server_version: v.parse().unwrap_or(0) })
+    }
+
+    /// The tokio-postgres client, for what this type has no method for
+    /// (the snapshot's transactions and COPY).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether the connection has been lost or closed.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// A server setting's raw value.

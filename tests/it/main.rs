@@ -18,3 +18,4 @@ mod wal2json;
 mod streaming;
 mod origins;
 mod schema;
+mod snapshot;

@@ -1,0 +1,504 @@
+//! `--snapshot`: every existing row of the streamed tables as `read`
+//! events, copied from the snapshot that the new slot exports, before the
+//! stream starts at the slot's consistent point. See docs/snapshot.md.
+//!
+//! 1. A marker (a physical slot reserving no WAL, [`marker_name`]) is
+//!    created, then the logical slot with `SNAPSHOT 'export'`. The
+//!    replication connection then stays idle: its exported snapshot lives
+//!    until its next command.
+//! 2. A pool of `--pool-size` connections ([`super::pool`]) each imports
+//!    the snapshot (`BEGIN ISOLATION LEVEL REPEATABLE READ;
+//!    SET TRANSACTION SNAPSHOT …`) and copies tables from a shared queue,
+//!    biggest first, with `COPY (SELECT …) TO STDOUT` in text format. Rows
+//!    become JSON lines as they arrive; full chunks go to the writer through
+//!    a bounded channel, so memory stays bounded and a slow reader slows the
+//!    copy down.
+//! 3. Once the writer has flushed every line, the marker is dropped and the
+//!    caller starts streaming at the consistent point: the snapshot holds
+//!    exactly the transactions that committed before it, the stream exactly
+//!    those after.
+//!
+//! A snapshot that does not finish (signal, crash, lost connection) leaves
+//! the slot and the marker behind; [`check`] then refuses every later run
+//! (exit 2) until `--drop-slot` drops both ([`drop_marker`]). It cannot be
+//! resumed: the exported snapshot died with its connection.
+
+use std::collections::VecDeque;
+use std::io;
+use std::mem;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use log::{debug, info, warn};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, Instant};
+
+use super::catalog::{pg_error, CatalogConn};
+use super::pool::{self, Pool, Pooled};
+use super::tables::{self, Table};
+use crate::ack::Ack;
+use crate::config::{Config, Plugin};
+use crate::decode::copy::CopyRow;
+use crate::error::{Error, Result};
+use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
+use crate::output::write_event;
+use crate::pipeline::SESSION_SETTINGS;
+use crate::replication::commands::{self, quote_literal};
+use crate::replication::conn::ReplicationConn;
+use crate::stats::Stats;
+use crate::writer::{Chunk, Writer};
+
+/// Output is handed to the writer in chunks of about this size.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// How often a progress line is logged while the copy runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Longest slot name PostgreSQL accepts (NAMEDATALEN - 1).
+const MAX_SLOT_NAME: usize = 63;
+const MARKER_SUFFIX: &str = "_pgstream_snapshot";
+
+/// Settings for the connections that take part in a snapshot, on top of
+/// the output settings: a long copy must not be cut by a server-wide
+/// timeout, and the exporting replication connection sits idle in its
+/// transaction while the pool copies (as pg_dump sets them).
+const NO_TIMEOUTS: &[(&str, &str)] =
+    &[("statement_timeout", "0"), ("lock_timeout", "0"), ("idle_in_transaction_session_timeout", "0")];
+
+/// The replication connection's startup settings.
+pub fn replication_settings(config: &Config) -> Vec<(&'static str, &'static str)> {
+    let mut settings = SESSION_SETTINGS.to_vec();
+    if config.snapshot {
+        settings.extend_from_slice(NO_TIMEOUTS);
+    }
+    settings
+}
+
+/// The marker slot that exists while the initial snapshot of `slot` runs:
+/// `<slot>_pgstream_snapshot`, or for a long slot name its first 36
+/// characters and a hash of the whole name.
+pub fn marker_name(slot: &str) -> String {
+    if slot.len() + MARKER_SUFFIX.len() <= MAX_SLOT_NAME {
+        return format!("{slot}{MARKER_SUFFIX}");
+    }
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let hash = slot.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let keep = MAX_SLOT_NAME - MARKER_SUFFIX.len() - 9;
+    let head: String = slot.chars().take(keep).collect();
+    format!("{head}_{:08x}{MARKER_SUFFIX}", hash as u32)
+}
+
+/// Before a session uses the slot: refuses a slot whose initial snapshot
+/// did not finish, drops a marker left without its slot, and refuses
+/// `--snapshot` for a slot that this run did not create.
+pub async fn check(config: &Config, catalog: &CatalogConn, slot_exists: bool, reconnect: bool) -> Result<()> {
+    let marker = marker_name(&config.slot);
+    let marked = catalog.slot(&marker).await?.is_some_and(|m| !m.logical);
+    if marked && slot_exists {
+        return Err(Error::usage(format!(
+            "the initial snapshot of replication slot \"{}\" was interrupted (or is still being taken by \
+             another pgstream): marker slot \"{marker}\" exists, so what was emitted is incomplete; drop the \
+             slot with --drop-slot (which also drops the marker) and start again",
+            config.slot
+        )));
+    }
+    if marked {
+        info!("dropping marker slot {marker}, left behind by a snapshot whose slot {} no longer exists", config.slot);
+        drop_marker_sql(catalog, &marker).await?;
+    }
+    if config.snapshot && slot_exists && !reconnect {
+        return Err(Error::usage(format!(
+            "replication slot \"{}\" already exists; --snapshot needs a new slot, because the snapshot is \
+             exported when the slot is created (its consistent point is where the stream starts): run \
+             without --snapshot to go on streaming, or drop the slot with --drop-slot and run again",
+            config.slot
+        )));
+    }
+    Ok(())
+}
+
+/// `--drop-slot`: drops the marker of `slot` if there is one (a physical
+/// slot of that name), over the replication connection (which accepts SQL).
+pub async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Result<()> {
+    let marker = marker_name(slot);
+    let rows = repl
+        .simple_query(&format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE slot_name = {} AND slot_type = 'physical'",
+            quote_literal(&marker)
+        ))
+        .await?;
+    if !rows.is_empty() {
+        info!("dropped marker slot {marker} of an unfinished snapshot");
+    }
+    Ok(())
+}
+
+/// Creates the slot exporting a snapshot, writes every row of the streamed
+/// tables as `read` events, waits until the writer has flushed them, and
+/// returns the slot's consistent point (where streaming starts).
+pub async fn take(
+    config: &Config,
+    catalog: &CatalogConn,
+    repl: &mut ReplicationConn,
+    plugin: Plugin,
+    writer: &mut Writer,
+    ack: &mut Ack,
+    stats: &mut Stats,
+) -> Result<Lsn> {
+    // A temporary slot vanishes with the connection: nothing to mark.
+    let marker = (!config.temporary_slot).then(|| marker_name(&config.slot));
+    if let Some(m) = &marker {
+        catalog
+            .client()
+            .execute("SELECT pg_create_physical_replication_slot($1, false, false)", &[&m.as_str()])
+            .await
+            .map_err(|e| explain_marker(pg_error(e, format!("creating marker slot {m}")), m))?;
+    }
+    let mut unfinished = Unfinished { slot: &config.slot, marker: marker.as_deref(), done: false };
+    let sql = commands::create_slot_exporting(&config.slot, plugin.name(), config.temporary_slot, repl.server_version);
+    let rows = match repl.simple_query(&sql).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            unfinished.done = true;
+            if let Some(m) = &marker {
+                if let Err(e) = drop_marker_sql(catalog, m).await {
+                    warn!("{e}");
+                }
+            }
+            return Err(e);
+        }
+    };
+    let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+    let (Some(point), Some(name)) = (field(1).as_deref().and_then(parse_lsn), field(2)) else {
+        return Err(Error::Protocol(format!("CREATE_REPLICATION_SLOT returned no snapshot: {rows:?}")));
+    };
+    info!("created slot {} at {} with snapshot {name}", config.slot, fmt_lsn(point));
+
+    let mut settings = SESSION_SETTINGS.to_vec();
+    settings.extend_from_slice(NO_TIMEOUTS);
+    let pool = pool::new(&config.conn, config.pool_size, settings)?;
+    let name: Arc<str> = name.into();
+    let tables = {
+        let conn = pool::get(&pool).await?;
+        begin(&conn, &name).await?;
+        let tables = tables::list(&conn, config, plugin).await?;
+        conn.client().batch_execute("COMMIT").await.map_err(|e| pg_error(e, "listing tables".into()))?;
+        tables
+    };
+    let mut progress = Progress::new(&tables);
+    info!(
+        "snapshot: copying {} tables (about {} rows) over {} connections",
+        tables.len(),
+        progress.estimate,
+        config.pool_size.min(tables.len())
+    );
+    copy(config, &pool, &name, tables, point, writer, ack, stats, &mut progress).await?;
+    drop(pool);
+
+    if let Some(m) = &marker {
+        drop_marker_sql(catalog, m).await?;
+    }
+    unfinished.done = true;
+    info!("{}", progress.summary(point));
+    Ok(point)
+}
+
+/// Warns, when a snapshot stops half way, what that means for the next run.
+struct Unfinished<'a> {
+    slot: &'a str,
+    marker: Option<&'a str>,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.marker {
+            Some(m) => warn!(
+                "the initial snapshot of slot {} did not finish, so the output is incomplete; the slot and \
+                 its marker {m} stay, and later runs refuse to start until the slot is dropped with --drop-slot",
+                self.slot
+            ),
+            None => warn!(
+                "the initial snapshot of temporary slot {} did not finish, so the output is incomplete; \
+                 the slot goes with the connection",
+                self.slot
+            ),
+        }
+    }
+}
+
+/// One piece of work reported by a copy task.
+enum Piece {
+    /// Whole JSON lines, and how many rows they hold.
+    Lines { bytes: Vec<u8>, rows: u64 },
+    /// A table is copied in full.
+    Done { table: String, rows: u64 },
+}
+
+/// Runs the copy tasks and hands their lines to the writer until every
+/// line is flushed.
+#[allow(clippy::too_many_arguments)]
+async fn copy(
+    config: &Config,
+    pool: &Pool,
+    snapshot: &Arc<str>,
+    tables: Vec<Table>,
+    point: Lsn,
+    writer: &mut Writer,
+    ack: &mut Ack,
+    stats: &mut Stats,
+    progress: &mut Progress,
+) -> Result<()> {
+    let workers_wanted = config.pool_size.min(tables.len());
+    let queue = Arc::new(Mutex::new(VecDeque::from(tables)));
+    // Room for a chunk per task beyond the ones being filled: a full
+    // channel stops the tasks reading their COPY (backpressure).
+    let (tx, mut rx) = mpsc::channel(config.pool_size.max(2));
+    // Dropping the set (an error, or the session cancelled by a stop)
+    // aborts the tasks, and with them their connections.
+    let mut workers = JoinSet::new();
+    for _ in 0..workers_wanted {
+        workers.spawn(worker(pool.clone(), snapshot.clone(), queue.clone(), tx.clone(), point));
+    }
+    drop(tx);
+    let mut pending: Option<Chunk> = None;
+    let mut receiving = true;
+    let mut report_at = Instant::now() + PROGRESS_EVERY;
+    loop {
+        if let Some(chunk) = pending.take() {
+            pending = writer.try_send(chunk).err();
+        }
+        if !receiving && pending.is_none() && workers.is_empty() && ack.writer_idle() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            // The writer flushed: its queue has room, and a failure ends the copy.
+            changed = writer.progress().changed() => {
+                let p = *writer.progress().borrow_and_update();
+                ack.flushed(p.seq, p.commit_end);
+                stats.bytes = p.bytes;
+                if changed.is_err() || p.failed.is_some() {
+                    let e = writer.take_error().unwrap_or_else(|| io::ErrorKind::BrokenPipe.into());
+                    return Err(Error::Output(e));
+                }
+            }
+            // A task ended; the first error ends the snapshot.
+            Some(joined) = workers.join_next() => match joined {
+                Ok(result) => result?,
+                Err(e) => return Err(Error::Protocol(format!("snapshot copy task failed: {e}"))),
+            },
+            // Lines to write, unless the writer's queue is full.
+            piece = rx.recv(), if receiving && pending.is_none() => match piece {
+                Some(Piece::Lines { bytes, rows }) => {
+                    progress.rows += rows;
+                    pending = Some(Chunk { seq: ack.handed(), bytes, commit_end: None });
+                }
+                Some(Piece::Done { table, rows }) => {
+                    progress.tables_done += 1;
+                    debug!("snapshot: copied {table} ({rows} rows)");
+                }
+                None => receiving = false,
+            },
+            _ = sleep_until(report_at) => {
+                info!("{}", progress.report());
+                report_at = Instant::now() + PROGRESS_EVERY;
+            }
+        }
+    }
+}
+
+/// Starts a transaction on the exported snapshot.
+async fn begin(conn: &Pooled, snapshot: &str) -> Result<()> {
+    conn.client()
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(snapshot)
+        ))
+        .await
+        .map_err(|e| pg_error(e, "importing the slot's snapshot".into()))
+}
+
+/// One copy task: its own connection and transaction on the snapshot,
+/// tables from the shared queue until it is empty.
+async fn worker(
+    pool: Pool,
+    snapshot: Arc<str>,
+    queue: Arc<Mutex<VecDeque<Table>>>,
+    tx: mpsc::Sender<Piece>,
+    point: Lsn,
+) -> Result<()> {
+    let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+    let Some(mut table) = next() else { return Ok(()) };
+    let conn = pool::get(&pool).await?;
+    begin(&conn, &snapshot).await?;
+    let mut parser = CopyRow::default();
+    loop {
+        copy_table(&conn, &table, &mut parser, &tx, point).await?;
+        match next() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    conn.client().batch_execute("COMMIT").await.map_err(|e| pg_error(e, "ending the snapshot".into()))
+}
+
+/// Copies one table, sending its rows as JSON lines in chunks.
+async fn copy_table(
+    conn: &Pooled,
+    table: &Table,
+    parser: &mut CopyRow,
+    tx: &mpsc::Sender<Piece>,
+    point: Lsn,
+) -> Result<()> {
+    let rel = &table.relation;
+    let context = || format!("copying table {}.{}", rel.schema, rel.name);
+    let stream = conn.client().copy_out(table.copy_sql.as_str()).await.map_err(|e| pg_error(e, context()))?;
+    let mut stream = pin!(stream);
+    let mut out = Vec::with_capacity(CHUNK_BYTES * 5 / 4);
+    let (mut rows, mut total) = (0u64, 0u64);
+    // Bytes of a row split across messages (the server sends one row per
+    // message, but nothing here depends on it).
+    let mut carry: Vec<u8> = Vec::new();
+    let mut emit = |out: &mut Vec<u8>, line: &[u8]| -> Result<()> {
+        let (data, datums) =
+            parser.parse(line, rel.columns.len()).map_err(|e| Error::Protocol(format!("{}: {e}", context())))?;
+        let mut ev = Event::new(Op::Read);
+        ev.relation = Some(rel);
+        ev.snapshot_lsn = Some(point);
+        ev.new = Some(Row { relation: rel, data, datums, key_only: false });
+        write_event(out, &ev);
+        Ok(())
+    };
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(|e| pg_error(e, context()))?;
+        let whole = if carry.is_empty() {
+            &data[..]
+        } else {
+            carry.extend_from_slice(&data);
+            &carry[..]
+        };
+        let mut used = 0;
+        while let Some(n) = whole[used..].iter().position(|&b| b == b'\n') {
+            emit(&mut out, &whole[used..used + n])?;
+            used += n + 1;
+            rows += 1;
+        }
+        if carry.is_empty() {
+            carry.extend_from_slice(&data[used..]);
+        } else {
+            carry.drain(..used);
+        }
+        if out.len() >= CHUNK_BYTES {
+            total += rows;
+            let bytes = mem::replace(&mut out, Vec::with_capacity(CHUNK_BYTES * 5 / 4));
+            tx.send(Piece::Lines { bytes, rows: mem::take(&mut rows) }).await.map_err(|_| abandoned())?;
+        }
+    }
+    if !carry.is_empty() {
+        return Err(Error::Protocol(format!("{}: the last row has no end", context())));
+    }
+    total += rows;
+    if !out.is_empty() {
+        tx.send(Piece::Lines { bytes: out, rows }).await.map_err(|_| abandoned())?;
+    }
+    let table = format!("{}.{}", rel.schema, rel.name);
+    tx.send(Piece::Done { table, rows: total }).await.map_err(|_| abandoned())
+}
+
+fn abandoned() -> Error {
+    Error::connection("snapshot", io::Error::other("the snapshot was abandoned"))
+}
+
+async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
+    match catalog.client().execute("SELECT pg_drop_replication_slot($1)", &[&marker]).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42704") => Ok(()),
+        Err(e) => Err(pg_error(e, format!("dropping marker slot {marker}"))),
+    }
+}
+
+/// Adds what to do when the marker cannot be created.
+fn explain_marker(e: Error, marker: &str) -> Error {
+    match &e {
+        Error::Server { source, .. } if source.code == "53400" => Error::usage(format!(
+            "{e}; --snapshot needs one more replication slot (marker {marker}) while it runs: \
+             raise max_replication_slots or drop an unused slot"
+        )),
+        Error::Server { source, .. } if source.code == "42710" => Error::usage(format!(
+            "{e}; another pgstream may be taking a snapshot for this slot; if not, drop the marker with \
+             SELECT pg_drop_replication_slot('{marker}')"
+        )),
+        _ => e,
+    }
+}
+
+/// Counters for the progress lines.
+struct Progress {
+    tables: usize,
+    tables_done: usize,
+    rows: u64,
+    /// Sum of the tables' `reltuples`.
+    estimate: u64,
+    started: Instant,
+    last: (Instant, u64),
+}
+
+impl Progress {
+    fn new(tables: &[Table]) -> Progress {
+        let now = Instant::now();
+        Progress {
+            tables: tables.len(),
+            tables_done: 0,
+            rows: 0,
+            estimate: tables.iter().map(|t| t.rows_estimate.max(0.0) as u64).sum(),
+            started: now,
+            last: (now, 0),
+        }
+    }
+
+    /// Progress since the previous line.
+    fn report(&mut self) -> String {
+        let now = Instant::now();
+        let rate = (self.rows - self.last.1) as f64 / now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        self.last = (now, self.rows);
+        let share = match self.estimate {
+            0 => String::new(),
+            e => format!(" (about {:.0}%)", (self.rows as f64 * 100.0 / e as f64).min(100.0)),
+        };
+        format!("snapshot: {}/{} tables, {} rows{share}, {rate:.0} rows/s", self.tables_done, self.tables, self.rows)
+    }
+
+    fn summary(&self, point: Lsn) -> String {
+        let secs = self.started.elapsed().as_secs_f64();
+        format!(
+            "snapshot done: {} tables, {} rows in {secs:.1}s ({:.0} rows/s); streaming from {}",
+            self.tables_done,
+            self.rows,
+            self.rows as f64 / secs.max(1e-3),
+            fmt_lsn(point)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marker_name;
+
+    #[test]
+    fn marker_names_fit() {
+        assert_eq!(marker_name("orders"), "orders_pgstream_snapshot");
+        let long = "a".repeat(63);
+        let m = marker_name(&long);
+        assert!(m.len() <= 63, "{m}");
+        assert!(m.ends_with("_pgstream_snapshot"));
+        assert_eq!(m, marker_name(&long), "stable");
+        assert_ne!(m, marker_name(&format!("{}b", "a".repeat(62))));
+        assert_eq!(marker_name(&"b".repeat(45)).len(), 63);
+    }
+}
