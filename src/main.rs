@@ -81,8 +81,9 @@ fn fail(e: &pgstream::Error) -> ExitCode {
 fn init_logger(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        // Progress lines are info lines: asking for them shows them.
-        (false, 0) if cli.stats_interval > 0 => "info",
+        // Progress lines are info lines: asking for them (or for a
+        // snapshot, which reports its progress) shows them.
+        (false, 0) if cli.stats_interval > 0 || cli.snapshot => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
