@@ -1,0 +1,310 @@
+//! Session set-up: server checks, the slot, plugin options, START_REPLICATION.
+
+use std::time::Duration;
+
+use log::{debug, info};
+use tokio::time::{sleep, Instant};
+
+use crate::config::{no_publication, Config, EndLsn, Plugin};
+use crate::decode::pgoutput::PgOutput;
+use crate::decode::wal2json::{self, Wal2Json};
+use crate::decode::Decoder;
+use crate::error::{Error, Result};
+use crate::event::{fmt_lsn, parse_lsn};
+use crate::replication::commands;
+use crate::replication::conn::ReplicationConn;
+use crate::sql::catalog::{CatalogConn, SlotInfo};
+use crate::sql::snapshot;
+use crate::writer::Writer;
+
+use super::{status_interval, RunState, SLOT_RELEASE_WAIT};
+
+/// Checks the server, finds or creates the slot and starts streaming.
+pub(super) async fn start_stream(
+    config: &Config,
+    st: &mut RunState,
+    writer: &mut Writer,
+) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>, Duration)> {
+    let catalog = CatalogConn::connect(&config.conn).await?;
+    let wal_level = catalog.setting("wal_level").await?;
+    if wal_level != "logical" {
+        return Err(Error::usage(format!(
+            "wal_level is \"{wal_level}\"; set wal_level = logical in postgresql.conf and restart the server"
+        )));
+    }
+    let wst: u64 = catalog.setting("wal_sender_timeout").await?.parse().unwrap_or(0);
+    // On a reconnect the slot may still be held by the walsender of the
+    // lost connection: that clears up by itself, so it is retried.
+    let reconnect = st.started;
+    let slot = wait_for_slot(config, &catalog, reconnect).await?;
+    let plugin = check_slot(config, slot.as_ref())?;
+    snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
+    if plugin == Plugin::PgOutput && config.publications.is_empty() {
+        return Err(no_publication());
+    }
+    let missing = catalog.missing_publications(&config.publications).await?;
+    if !missing.is_empty() {
+        return Err(Error::usage(format!(
+            "publication \"{}\" does not exist in database \"{}\"; create it with CREATE PUBLICATION {} FOR ALL TABLES (or FOR TABLE …)",
+            missing[0],
+            config.conn.dbname,
+            commands::quote_ident(&missing[0])
+        )));
+    }
+    let (options, decoder) = match plugin {
+        Plugin::PgOutput => pgoutput_options(config, catalog.server_version)?,
+        Plugin::Wal2Json => wal2json_options(config, &catalog).await?,
+    };
+
+    let mut repl = ReplicationConn::connect(&config.conn, &snapshot::replication_settings(config))
+        .await
+        .map_err(explain_connect)?;
+    repl.simple_query("IDENTIFY_SYSTEM").await?;
+    if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
+        let now = catalog.wal_insert_lsn().await?;
+        st.end_lsn = Some(now);
+        debug!("--end-lsn now is {}", fmt_lsn(now));
+    }
+    if slot.is_none() && reconnect && config.temporary_slot {
+        // Recreating it would silently skip what happened in between.
+        return Err(Error::Runtime(format!(
+            "the temporary slot \"{}\" was dropped with the lost connection; changes since then are not in any slot — run again to start over",
+            config.slot
+        )));
+    }
+    let confirmed = match &slot {
+        Some(s) => {
+            debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
+            s.confirmed_flush.as_deref().and_then(parse_lsn).unwrap_or(0)
+        }
+        None if config.snapshot => {
+            let RunState { ack, stats, .. } = &mut *st;
+            snapshot::take(config, &catalog, &mut repl, plugin, writer, ack, stats).await?
+        }
+        None => {
+            let rows = repl
+                .simple_query(&commands::create_slot(&config.slot, plugin.name(), config.temporary_slot))
+                .await?;
+            let point = rows.first().and_then(|r| r.get(1).cloned().flatten()).and_then(|s| parse_lsn(&s));
+            info!("created slot {} at {}", config.slot, point.map(fmt_lsn).unwrap_or_default());
+            point.unwrap_or(0)
+        }
+    };
+    let start = config.start_lsn.filter(|_| !st.started).unwrap_or(0);
+    st.started = true;
+    st.ack.restart(confirmed.max(start), status_interval(config, Some(wst)));
+
+    repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
+        .await
+        .map_err(|e| explain_slot_error(config, e, reconnect))?;
+    info!("streaming from slot {} ({})", config.slot, plugin.name());
+    Ok((repl, catalog, decoder, Duration::from_millis(wst)))
+}
+
+type PluginSetup = (Vec<(&'static str, String)>, Box<dyn Decoder>);
+
+/// pgoutput's START_REPLICATION options, for the negotiated protocol.
+fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup> {
+    let proto = proto_version(config, server_version)?;
+    if config.include_messages && server_version < 140000 {
+        return Err(Error::usage("--include-messages needs PostgreSQL 14 or later"));
+    }
+    debug!("pgoutput protocol version {proto}");
+    let mut options = vec![
+        ("proto_version", proto.to_string()),
+        ("publication_names", commands::publication_names(&config.publications)),
+    ];
+    if config.include_messages {
+        options.push(("messages", "true".into()));
+    }
+    if config.streaming {
+        if proto < 2 {
+            return Err(Error::usage(
+                "--streaming needs pgoutput protocol 2 or later (PostgreSQL 14+)",
+            ));
+        }
+        options.push(("streaming", "on".into()));
+    }
+    if let Some(origin) = &config.origin {
+        if server_version < 160000 {
+            return Err(Error::usage("--origin needs PostgreSQL 16 or later"));
+        }
+        options.push(("origin", origin.clone()));
+    }
+    Ok((options, Box::new(PgOutput::new())))
+}
+
+/// wal2json's options. `--publication` becomes `add-tables` with the
+/// publications' tables as they are now (resolved again on reconnect) —
+/// unless one is FOR ALL TABLES, which needs no list (and a list by name
+/// would miss tables created or renamed later). `--table`/`--exclude-table`
+/// are pushed down as far as wal2json's table lists can say them (the filter
+/// still applies to what arrives).
+async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
+    if config.proto_version.is_some() {
+        return Err(Error::usage("--proto-version applies to pgoutput slots only"));
+    }
+    if config.streaming {
+        return Err(Error::usage("--streaming needs a pgoutput slot: wal2json cannot stream in-progress transactions"));
+    }
+    if config.origin.is_some() {
+        return Err(Error::usage("--origin applies to pgoutput slots only"));
+    }
+    let mut options: Vec<(&'static str, String)> =
+        wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    let list = |tables: &[(Option<&str>, Option<&str>)]| {
+        let part = |p: Option<&str>| p.map_or_else(|| "*".to_string(), wal2json_escape);
+        tables.iter().map(|&(s, t)| format!("{}.{}", part(s), part(t))).collect::<Vec<_>>().join(",")
+    };
+    if !config.publications.is_empty() && !catalog.any_all_tables(&config.publications).await? {
+        // The published tables that --table/--exclude-table let through.
+        let tables = catalog.publication_tables(&config.publications).await?;
+        let tables: Vec<_> = tables
+            .iter()
+            .filter(|(s, t)| config.tables.matches(s, t))
+            .map(|(s, t)| (Some(s.as_str()), Some(t.as_str())))
+            .collect();
+        if tables.is_empty() {
+            // No table is published (or let through): let none through.
+            options.push(("filter-tables", "*.*".into()));
+        } else {
+            options.push(("add-tables", list(&tables)));
+        }
+    } else {
+        let (add, exclude) = config.tables.wal2json_tables();
+        if let Some(add) = add {
+            options.push(("add-tables", list(&add)));
+        }
+        if !exclude.is_empty() {
+            options.push(("filter-tables", list(&exclude)));
+        }
+    }
+    Ok((options, Box::new(Wal2Json::new(config.include_messages))))
+}
+
+/// wal2json's table-list escaping: a backslash before the characters its
+/// parser treats specially.
+fn wal2json_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_whitespace() || c == '\x0b' || matches!(c, '\'' | ',' | '.' | '*' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Reads the slot, waiting briefly for a previous run's walsender to let go.
+async fn wait_for_slot(config: &Config, catalog: &CatalogConn, reconnect: bool) -> Result<Option<SlotInfo>> {
+    let deadline = Instant::now() + SLOT_RELEASE_WAIT;
+    loop {
+        let slot = catalog.slot(&config.slot).await?;
+        match &slot {
+            Some(SlotInfo { active_pid: Some(pid), .. }) => {
+                if Instant::now() >= deadline {
+                    return Err(slot_in_use(config, &pid.to_string(), reconnect));
+                }
+                sleep(Duration::from_millis(50)).await;
+            }
+            _ => return Ok(slot),
+        }
+    }
+}
+
+fn slot_in_use(config: &Config, pid: &str, reconnect: bool) -> Error {
+    if reconnect {
+        return Error::connection(
+            format!("replication slot \"{}\" is still active for PID {pid}", config.slot),
+            std::io::Error::other("waiting for the previous connection's walsender to exit"),
+        );
+    }
+    Error::usage(format!(
+        "replication slot \"{}\" is active for PID {pid}; stop the other consumer or use another slot",
+        config.slot
+    ))
+}
+
+/// The slot's plugin, after checking that the slot can be used as asked.
+fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
+    let Some(slot) = slot else {
+        if !config.create_slot {
+            return Err(Error::usage(format!(
+                "replication slot \"{}\" does not exist; run without --no-create-slot to create it",
+                config.slot
+            )));
+        }
+        return Ok(config.plugin.unwrap_or(Plugin::PgOutput));
+    };
+    let name = &config.slot;
+    if !slot.logical {
+        return Err(Error::usage(format!("replication slot \"{name}\" is a physical slot; use a logical slot")));
+    }
+    if slot.database.as_deref() != Some(config.conn.dbname.as_str()) {
+        return Err(Error::usage(format!(
+            "replication slot \"{name}\" belongs to database \"{}\", not \"{}\"; connect to that database with -d or use another slot",
+            slot.database.as_deref().unwrap_or("?"),
+            config.conn.dbname
+        )));
+    }
+    if slot.wal_status.as_deref() == Some("lost") {
+        return Err(Error::usage(format!(
+            "replication slot \"{name}\" has been invalidated (wal_status = lost); drop it with --drop-slot and create it again"
+        )));
+    }
+    let server_plugin = slot.plugin.as_deref().unwrap_or("");
+    let plugin = Plugin::from_name(server_plugin).ok_or_else(|| {
+        Error::usage(format!(
+            "replication slot \"{name}\" uses plugin {server_plugin}, which pgstream cannot decode; use a pgoutput or wal2json slot"
+        ))
+    })?;
+    if let Some(wanted) = config.plugin {
+        if wanted != plugin {
+            return Err(Error::usage(format!(
+                "replication slot \"{name}\" uses plugin {}, not {}; drop --plugin or use another slot",
+                plugin.name(),
+                wanted.name()
+            )));
+        }
+    }
+    Ok(plugin)
+}
+
+/// The pgoutput protocol version to ask for.
+fn proto_version(config: &Config, server: i32) -> Result<u32> {
+    let max = match server {
+        v if v >= 160000 => 4,
+        v if v >= 150000 => 3,
+        v if v >= 140000 => 2,
+        _ => 1,
+    };
+    match config.proto_version {
+        Some(v) if v > max => Err(Error::usage(format!(
+            "--proto-version {v} is not supported by this server (PostgreSQL {}); use {max} or lower",
+            server / 10000
+        ))),
+        Some(v) => Ok(v),
+        None => Ok(max),
+    }
+}
+
+/// Adds what to do to the connection errors only the operator can fix.
+fn explain_connect(e: Error) -> Error {
+    match &e {
+        Error::Server { source, .. } if source.code == "42501" => Error::usage(format!(
+            "{e}; grant it with ALTER ROLE … REPLICATION (and allow replication connections in pg_hba.conf)"
+        )),
+        _ => e,
+    }
+}
+
+fn explain_slot_error(config: &Config, e: Error, reconnect: bool) -> Error {
+    match &e {
+        Error::Server { source, .. } if source.code == "55006" => {
+            let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
+            slot_in_use(config, &pid, reconnect)
+        }
+        _ => e,
+    }
+}
+
