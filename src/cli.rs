@@ -47,6 +47,19 @@ pub struct Cli {
     #[arg(short = 'U', long, value_name = "NAME", help_heading = "Connection")]
     pub username: Option<String>,
 
+    /// TLS: disable, allow, prefer, require, verify-ca, verify-full [default: prefer]
+    #[arg(long, value_name = "MODE", help_heading = "Connection")]
+    pub sslmode: Option<String>,
+    /// TLS: CA certificates to verify the server with ('system': the OS store)
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub sslrootcert: Option<String>,
+    /// TLS: client certificate, for cert authentication
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub sslcert: Option<String>,
+    /// TLS: the client certificate's private key
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub sslkey: Option<String>,
+
     /// Replication slot to stream from (required)
     #[arg(short = 'S', long, env = "PGSTREAM_SLOT", value_name = "NAME", help_heading = "Slot")]
     pub slot: Option<String>,

@@ -87,7 +87,16 @@ impl Config {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::usage("no slot given; use --slot NAME (or set PGSTREAM_SLOT)"))?;
         let conn = ConnParams::resolve(
-            &ConnArgs { dbname: cli.dbname, host: cli.host, port: cli.port, username: cli.username },
+            &ConnArgs {
+                dbname: cli.dbname,
+                host: cli.host,
+                port: cli.port,
+                username: cli.username,
+                sslmode: cli.sslmode,
+                sslrootcert: cli.sslrootcert,
+                sslcert: cli.sslcert,
+                sslkey: cli.sslkey,
+            },
             env,
         )
         .map_err(|e| Error::usage(e.to_string()))?;

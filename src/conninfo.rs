@@ -83,6 +83,11 @@ pub struct ConnArgs {
     pub port: Option<String>,
     /// `-U`: user name.
     pub username: Option<String>,
+    /// `--sslmode`, `--sslrootcert`, `--sslcert`, `--sslkey`.
+    pub sslmode: Option<String>,
+    pub sslrootcert: Option<String>,
+    pub sslcert: Option<String>,
+    pub sslkey: Option<String>,
 }
 
 /// A conninfo string or URI in `dbname` may carry a password, so it is hidden.
@@ -97,6 +102,10 @@ impl fmt::Debug for ConnArgs {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("username", &self.username)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .finish()
     }
 }
@@ -268,6 +277,14 @@ impl ConnParams {
         flags.set("host", args.host.clone().unwrap_or_default())?;
         flags.set("port", args.port.clone().unwrap_or_default())?;
         flags.set("user", args.username.clone().unwrap_or_default())?;
+        for (key, value) in [
+            ("sslmode", &args.sslmode),
+            ("sslrootcert", &args.sslrootcert),
+            ("sslcert", &args.sslcert),
+            ("sslkey", &args.sslkey),
+        ] {
+            flags.set(key, value.clone().unwrap_or_default())?;
+        }
         let mut o = given.or(flags).or(Opts::from_env(env)?);
 
         let host = match o.take("host") {
