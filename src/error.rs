@@ -51,8 +51,9 @@ pub enum Error {
     /// A runtime failure that reconnecting cannot repair (exit 1).
     #[error("{0}")]
     Runtime(String),
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
+    /// A message from the slot that the decoder could not read.
+    #[error("slot \"{slot}\" at {lsn}: {source}")]
+    Decode { slot: String, lsn: String, source: DecodeError },
     /// Writing the output failed (a closed pipe is a clean stop, see
     /// [`Error::is_broken_pipe`]).
     #[error("cannot write output: {0}")]

@@ -202,7 +202,12 @@ impl Stream<'_> {
                     stats,
                     end_lsn: *end_lsn,
                 };
-                match self.decoder.decode(wal_start, &data, catalog, &mut sink)? {
+                let decoded = self.decoder.decode(wal_start, &data, catalog, &mut sink).map_err(|source| Error::Decode {
+                    slot: self.config.slot.clone(),
+                    lsn: fmt_lsn(wal_start),
+                    source,
+                })?;
+                match decoded {
                     Decoded::Done => break,
                     Decoded::Need(request) => {
                         if let CatalogRequest::PrimaryKey(relid) = request {
