@@ -17,8 +17,11 @@ pub enum ValueKind {
     Bool,
     /// int2, int4, int8, oid: the text is copied as a JSON number.
     Int,
-    /// float4, float8: a JSON number; `NaN` and `±Infinity` as strings.
+    /// float8: a JSON number in the shortest form that reads back as the
+    /// same double; `NaN` and `±Infinity` as strings.
     Float,
+    /// float4: the same, shortest for a single-precision float.
+    Float4,
     /// numeric: an exact string.
     Numeric,
     /// json, jsonb: embedded as a value.
@@ -84,7 +87,8 @@ fn scalar_kind(oid: u32) -> Option<ValueKind> {
     Some(match oid {
         16 => ValueKind::Bool,
         20 | 21 | 23 | 26 => ValueKind::Int,
-        700 | 701 => ValueKind::Float,
+        700 => ValueKind::Float4,
+        701 => ValueKind::Float,
         1700 => ValueKind::Numeric,
         114 | 3802 => ValueKind::Json,
         1184 => ValueKind::Timestamptz,
@@ -107,7 +111,8 @@ pub fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
         }
         .map(|word| out.extend_from_slice(word)),
         ValueKind::Int => write_int(out, text),
-        ValueKind::Float => write_float(out, text),
+        ValueKind::Float => write_float(out, text, false),
+        ValueKind::Float4 => write_float(out, text, true),
         ValueKind::Numeric | ValueKind::Text => None,
         ValueKind::Json => write_json(out, text),
         ValueKind::Timestamptz => write_timestamp(out, text, true),
@@ -256,25 +261,51 @@ fn write_int(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
         .then(|| out.extend_from_slice(t))
 }
 
-fn write_float(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
+fn write_float(out: &mut Vec<u8>, t: &[u8], single: bool) -> Option<()> {
     let shape = number_end(t, 0).filter(|&(end, _)| end == t.len());
-    if matches!(shape, Some((_, exp)) if exp < 3 && t.len() <= 25) {
+    // As many significant digits as the type's longest shortest form: maybe
+    // a server older than 12 (extra_float_digits = 3 prints 9 or 17 digits
+    // there), so see whether a shorter form reads back the same.
+    let digits = significant_digits(t);
+    let long = digits >= if single { 9 } else { 17 };
+    if !long && matches!(shape, Some((_, exp)) if exp < 3 && t.len() <= 25) {
         out.extend_from_slice(t);
         return Some(());
     }
-    // Rare: a huge exponent (check it is finite) or a form JSON forbids.
-    let v: f64 = std::str::from_utf8(t).ok()?.parse().ok()?;
+    // Rare: a huge exponent (check it is finite), a form JSON forbids, or
+    // that many digits.
+    let text = std::str::from_utf8(t).ok()?;
+    let v: f64 = if single { f64::from(text.parse::<f32>().ok()?) } else { text.parse().ok()? };
     if !v.is_finite() {
         return None;
     }
-    if shape.is_some() {
+    if !long && shape.is_some() {
         out.extend_from_slice(t);
-    } else if v != 0.0 && !(1e-5..1e16).contains(&v.abs()) {
-        write!(out, "{v:e}").ok()?;
-    } else {
-        write!(out, "{v}").ok()?;
+        return Some(());
+    }
+    let start = out.len();
+    let large = v != 0.0 && !(1e-5..1e16).contains(&v.abs());
+    match (single, large) {
+        (true, true) => write!(out, "{:e}", v as f32).ok()?,
+        (true, false) => write!(out, "{}", v as f32).ok()?,
+        (false, true) => write!(out, "{v:e}").ok()?,
+        (false, false) => write!(out, "{v}").ok()?,
+    }
+    // Keep the server's text when it is valid JSON and no longer than ours
+    // (two shortest forms may differ in their last digit).
+    if shape.is_some() && significant_digits(&out[start..]) >= digits {
+        out.truncate(start);
+        out.extend_from_slice(t);
     }
     Some(())
+}
+
+/// The significant digits of a decimal number's mantissa.
+fn significant_digits(t: &[u8]) -> usize {
+    let mantissa = t.split(|&c| c == b'e' || c == b'E').next().unwrap_or_default();
+    let digits = mantissa.iter().filter(|c| c.is_ascii_digit());
+    let leading_zeros = mantissa.iter().take_while(|&&c| matches!(c, b'0' | b'.' | b'-')).filter(|&&c| c == b'0').count();
+    digits.count() - leading_zeros
 }
 
 /// Container nesting for the JSON minifier, `true` for an object: a bit per
@@ -904,6 +935,20 @@ ts ≠ 2023-02-29 00:00:00 | 2026-13-01 00:00:00 | 2026-01-01 24:00:00 | 0000-01
 ts ≠ 0000-01-01 00:00:00 BC | 2026-01-01 00:00:00+00 | 2026-01-01 00:00:00. | 2026-01-01
 int[] ≠  | { | } | {1,} | {,1} | {1}} | {{1} | {1}x | {"a} | [1:2]{1} | [1:2]= | {a"b} | {1 {2}}
 "#;
+
+    #[test]
+    fn floats_from_servers_before_12_get_their_shortest_form() {
+        let w = |kind: &ValueKind, t: &str| {
+            let mut out = Vec::new();
+            write_value(&mut out, kind, t.as_bytes());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(w(&ValueKind::Float, "0.10000000000000001"), "0.1");
+        assert_eq!(w(&ValueKind::Float4, "0.100000001"), "0.1");
+        assert_eq!(w(&ValueKind::Float, "1.0000000000000001e+300"), "1e300");
+        assert_eq!(w(&ValueKind::Float, "0.1"), "0.1");
+        assert_eq!(w(&ValueKind::Float, "1.2345678901234567"), "1.2345678901234567");
+    }
 
     #[test]
     fn cases() {
