@@ -8,6 +8,10 @@ the same end LSN. Repetitions alternate the order of the consumers. Each
 consumer runs under /usr/bin/time, which reports its user+sys CPU and peak RSS
 (getrusage of a child forked from Python would report Python's own RSS).
 
+Then the snapshot workload (issue 5): tables with existing rows, copied by
+`pgstream --snapshot --end-lsn now` (a new slot per run, pool sizes 1 and 4)
+and by `psql -c "\\copy t to stdout"` of each table one after another; rows/s.
+
 Then the latency test: a steady light write load (pgbench, single-row commits
 storing clock_timestamp()) while pgstream streams live; the reader timestamps
 every line on arrival and reports commit->line latency percentiles.
@@ -39,10 +43,10 @@ PUB = "benchpub"
 TABLE = "bench"
 
 # Columns of the base table, and the expression for row g.
-BASE_DDL = (
-    f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, a int, b text, c timestamptz,"
-    " d numeric, e jsonb, f boolean)"
+BASE_COLS = (
+    "(id bigint PRIMARY KEY, a int, b text, c timestamptz, d numeric, e jsonb, f boolean)"
 )
+BASE_DDL = f"CREATE TABLE {TABLE} {BASE_COLS}"
 BASE_ROW = (
     "g, g::int, 'row ' || g, clock_timestamp(), g * 1.25,"
     " jsonb_build_object('k', g, 'tag', 'x'), g % 2 = 0"
@@ -203,6 +207,18 @@ CONSUMERS = {
 }
 W2J_OPTS = ["format-version=2", "include-xids=1", "include-timestamp=1", "include-lsn=1"]
 
+# The snapshot workload (issue 5): one big table and SNAP_SMALL_TABLES smaller
+# ones of the bench row shape, all in the publication, rows existing before the
+# slot. Not in WORKLOADS: it has no backlog to drain and its own consumers.
+SNAPSHOT = "snapshot"
+SNAP_BIG_DEFAULT = 1_000_000
+SNAP_SMALL_DEFAULT = 100_000
+SNAP_SMALL_TABLES = 3
+SNAP_DESC = ("{big} rows in table snap_big plus {k} tables snap_small_1..{k} of {small} rows "
+             "(bench row shape), published, then copied: pgstream --snapshot --end-lsn now "
+             "(a new slot per run) vs psql \\copy of each table one after another")
+ALL_WORKLOADS = list(WORKLOADS) + [SNAPSHOT]
+
 
 def log(msg):
     print(msg, flush=True)
@@ -247,6 +263,7 @@ class Measured:
     def __init__(self, rc, wall, user, sys_, rss_kb):
         self.rc, self.wall, self.user, self.sys, self.rss_kb = rc, wall, user, sys_, rss_kb
         self.count = None
+        self.counts = []
         self.note = ""
 
     @property
@@ -261,8 +278,11 @@ class Runner:
         self.time_bin = time_bin
         self.seq = 0
 
-    def run(self, cmd, timeout, pipe_to_wc=False, stdout_path=os.devnull):
-        """Runs cmd with stdout to stdout_path (or into `wc -l`); returns Measured."""
+    def run(self, cmd, timeout, pipe_to_wc=False, stdout_path=os.devnull, wc_flags=("-l",)):
+        """Runs cmd with stdout to stdout_path (or into `wc -l`); returns Measured.
+
+        With pipe_to_wc, m.count is wc's first number and m.counts all of them
+        (`wc -lc`: lines, bytes)."""
         self.seq += 1
         tfile = self.workdir / f"time.{self.seq}"
         efile = self.workdir / f"stderr.{self.seq}"
@@ -281,7 +301,7 @@ class Runner:
             )
             wc = None
             if pipe_to_wc:
-                wc = subprocess.Popen(["wc", "-l"], stdin=p.stdout, stdout=subprocess.PIPE)
+                wc = subprocess.Popen(["wc", *wc_flags], stdin=p.stdout, stdout=subprocess.PIPE)
                 p.stdout.close()
             poller = None
             if not self.time_bin:
@@ -304,14 +324,15 @@ class Runner:
                 return m
             wall = time.monotonic() - t0
             rc = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else (status >> 8)
-            count = None
+            count, counts = None, []
             if wc:
                 out_wc, _ = wc.communicate()
                 wall = time.monotonic() - t0
                 try:
-                    count = int(out_wc.split()[0])
+                    counts = [int(x) for x in out_wc.split()]
+                    count = counts[0]
                 except (ValueError, IndexError):
-                    count = None
+                    count, counts = None, []
         if self.time_bin:
             user = sys_ = 0.0
             rss = 0
@@ -327,6 +348,7 @@ class Runner:
             user, sys_, rss = ru.ru_utime, ru.ru_stime, hwm[0]
         m = Measured(rc, wall, user, sys_, rss)
         m.count = count
+        m.counts = counts
         if rc != 0:
             tail = efile.read_text(errors="replace").strip().splitlines()[-3:]
             m.note = f"exit {rc}: " + " / ".join(tail)
@@ -566,6 +588,185 @@ def run_workload(name, size, args, cl, runner, active, pgstream):
             for k in active}
     return dict(name=name, size=size, desc=desc, changes=changes, wal_mb=wal_mb,
                 gen_s=gen_s, res=res, cmds=cmds)
+
+
+# --------------------------------------------------------------------------
+# Snapshot (issue 5): existing rows, copied by pgstream --snapshot and by psql.
+# --------------------------------------------------------------------------
+
+
+def snap_tables(big, small, nsmall):
+    return [("snap_big", big)] + [(f"snap_small_{i}", small) for i in range(1, nsmall + 1)]
+
+
+def snap_pgs_cmd(pgstream, slot, pool):
+    return [pgstream, "-d", "postgres", "-S", slot, "--publication", PUB, "--snapshot",
+            "--pool-size", str(pool), "--end-lsn", "now", "-q"]
+
+
+def snap_psql_cmd(psql, tables):
+    cmd = [psql, "-X", "-q", "-d", "postgres"]
+    for t, _ in tables:
+        cmd += ["-c", f"\\copy {t} to stdout"]
+    return cmd
+
+
+def snap_drop_slot(cl, pgstream, slot):
+    """Drops the slot (and the snapshot marker) with pgstream --drop-slot; SQL
+    as a fallback, so that a failed run never leaves a slot behind."""
+    subprocess.run([pgstream, "-d", "postgres", "-S", slot, "--drop-slot", "-q"], env=cl.env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    left = cl.psql(f"SELECT slot_name FROM pg_replication_slots WHERE slot_name IN "
+                   f"('{slot}', '{slot}_pgstream_snapshot');").split()
+    if left:
+        log(f"[snapshot] pgstream --drop-slot left {', '.join(left)}; dropping with SQL")
+        cl.psql("\n".join(f"SELECT pg_drop_replication_slot('{s}');" for s in left))
+
+
+def run_snapshot(big, small, nsmall, pools, args, cl, runner, pgstream):
+    tables = snap_tables(big, small, nsmall)
+    names = [t for t, _ in tables]
+    psql = str(Path(cl.bindir) / "psql")
+    desc = SNAP_DESC.format(big=f"{big:,}", small=f"{small:,}", k=nsmall)
+    log(f"[snapshot] workload: {desc}")
+    t0 = time.monotonic()
+    sql = [f"DROP PUBLICATION IF EXISTS {PUB};"]
+    for t, n in tables:
+        sql.append(f"DROP TABLE IF EXISTS {t};\nCREATE TABLE {t} {BASE_COLS};\n"
+                   f"INSERT INTO {t} SELECT {BASE_ROW} FROM generate_series(1, {n}) g;")
+    sql.append(f"CREATE PUBLICATION {PUB} FOR TABLE {', '.join(names)};")
+    # Freeze (hint bits set, visibility map) so that no copy pays for the first
+    # read of fresh tuples; statistics for pgstream's row estimate.
+    sql += [f"VACUUM (FREEZE, ANALYZE) {t};" for t in names]
+    sql.append("CHECKPOINT;")
+    cl.psql("\n".join(sql))
+    gen_s = time.monotonic() - t0
+    rows = int(cl.psql(" + ".join(f"(SELECT count(*) FROM {t})" for t in names).join(
+        ["SELECT ", ";"])))
+    data_mb = float(cl.psql("SELECT (" + " + ".join(
+        f"pg_table_size('{t}')" for t in names) + ") / 1e6;"))
+    log(f"[snapshot] {rows:,} rows in {len(tables)} tables, {data_mb:,.0f} MB of table data, "
+        f"written in {gen_s:.1f} s")
+    timeout = args.timeout or max(300, 60 + rows // 2000)
+    keys = [f"pgs_p{n}" for n in pools] + ["psql"]
+    labels = {f"pgs_p{n}": f"pgstream --snapshot --pool-size {n}" for n in pools}
+    labels["psql"] = f"psql \\copy × {len(tables)}, one after another"
+    seq = [0]
+
+    def run_one(key, wc=False):
+        if key == "psql":
+            return runner.run(snap_psql_cmd(psql, tables), timeout=timeout, pipe_to_wc=wc,
+                              wc_flags=("-lc",))
+        seq[0] += 1
+        slot = f"snap_{key}_{seq[0]}"
+        try:
+            return runner.run(snap_pgs_cmd(pgstream, slot, int(key[len("pgs_p"):])),
+                              timeout=timeout, pipe_to_wc=wc, wc_flags=("-lc",))
+        finally:
+            snap_drop_slot(cl, pgstream, slot)
+
+    # Once each, into `wc -lc`: the line count must be the row count (also a
+    # warm-up of the page cache for the timed runs).
+    checks = {}
+    for key in [keys[-2] if len(keys) > 1 else keys[0], "psql"]:
+        m = run_one(key, wc=True)
+        ok = m.rc == 0 and m.count == rows
+        out_mb = m.counts[1] / 1e6 if len(m.counts) > 1 else None
+        m.note = (m.note + "; " if m.note else "") + (
+            f"line count {m.count:,} = rows" if ok else
+            f"LINE COUNT MISMATCH: {m.count} lines, {rows:,} rows")
+        checks[key] = dict(m=m, ok=ok, out_mb=out_mb)
+        log(f"[snapshot] check {labels[key]:40s} | wc -lc: {m.count} lines "
+            f"({'ok' if ok else 'MISMATCH, expected ' + str(rows)}), "
+            f"{fmt(out_mb, ',.1f')} MB, {m.wall:.2f} s"
+            + ("" if m.rc == 0 else f"  FAILED: {m.note}"))
+    res = {k: [] for k in keys}
+    for rep in range(args.reps):
+        order = keys[rep % len(keys):] + keys[: rep % len(keys)]
+        for key in order:
+            m = run_one(key)
+            status = "" if m.rc == 0 else f"  FAILED: {m.note}"
+            log(f"[snapshot] rep {rep + 1}/{args.reps} {labels[key]:40s} "
+                f"{m.wall:7.2f} s wall, {m.cpu:6.2f} s CPU, {m.rss_kb / 1024:6.1f} MB{status}")
+            res[key].append(m)
+    cl.psql(f"DROP PUBLICATION {PUB};\n" + "\n".join(f"DROP TABLE {t};" for t in names)
+            + "\nCHECKPOINT;")
+    cmds = {k: display_cmd(snap_pgs_cmd("pgstream", "snap_N", int(k[len("pgs_p"):])))
+            for k in keys if k != "psql"}
+    cmds["psql"] = display_cmd(snap_psql_cmd("psql", tables))
+    return dict(name=SNAPSHOT, big=big, small=small, nsmall=nsmall, tables=len(tables),
+                rows=rows, data_mb=data_mb, gen_s=gen_s, desc=desc, keys=keys, labels=labels,
+                res=res, checks=checks, cmds=cmds)
+
+
+def snapshot_rows(sn):
+    rows = []
+    ref = sn["res"].get("psql", [])
+    rw, rc = med(ref, "wall"), med(ref, "cpu")
+    pgs_out = next((c["out_mb"] for k, c in sn["checks"].items() if k != "psql"), None)
+    for key in sn["keys"]:
+        ms = sn["res"][key]
+        label = sn["labels"][key]
+        ok = [m for m in ms if m.rc == 0]
+        chk = sn["checks"].get(key)
+        out_mb = chk["out_mb"] if chk else (pgs_out if key != "psql" else None)
+        notes = []
+        if chk:
+            notes.append(f"`\\| wc -lc` once: {chk['m'].note}")
+        if not ok:
+            rows.append([label, f"{sn['rows']:,}", "FAILED", "—", "—", "—", fmt(out_mb, ",.1f"),
+                         "—", "—", "; ".join(notes + [ms[0].note if ms else "not run"])])
+            continue
+        wall, cpu, rss = med(ms, "wall"), med(ms, "cpu"), med(ms, "rss_kb")
+        spread = f"{min(m.wall for m in ok):.2f}–{max(m.wall for m in ok):.2f}"
+        bad = [m for m in ms if m.rc != 0]
+        if bad:
+            notes.append(f"{len(bad)}/{len(ms)} runs failed: {bad[0].note}")
+        r_rate = r_cpu = "—"
+        if key != "psql":
+            if rw:
+                r_rate = f"{rw / wall:.2f}×"
+            if rc:
+                r_cpu = f"{cpu / rc:.2f}×"
+        rows.append([label, f"{sn['rows']:,}", f"{wall:.2f} ({spread})",
+                     f"{sn['rows'] / wall / 1000:,.0f}k", f"{cpu:.2f}", f"{rss / 1024:.1f}",
+                     fmt(out_mb, ",.1f"), r_rate, r_cpu, "; ".join(notes)])
+    return rows
+
+
+def snapshot_md(sn, args):
+    if not sn:
+        return ("(not run in this invocation; `--workloads snapshot` or the default set "
+                "runs it)")
+    who = " and ".join(f"`{sn['labels'][k]}`" for k in sn["checks"])
+    chk = ("equal in both" if all(c["ok"] for c in sn["checks"].values()) else
+           "**MISMATCH**: " + ", ".join(f"{sn['labels'][k]}: {c['m'].count} lines"
+                                       for k, c in sn["checks"].items() if not c["ok"]))
+    cmds = "\n".join(f"    {c}" for c in sn["cmds"].values())
+    return f"""The {sn['tables']} tables of the snapshot workload ({sn['rows']:,} rows,
+{sn['data_mb']:,.0f} MB of table data) exist before any slot; they are frozen with
+`VACUUM (FREEZE, ANALYZE)`, then `CHECKPOINT`, before any copy. Every pgstream run creates a new slot with `--snapshot` and
+`--end-lsn now`: it copies the published tables over `--pool-size` connections (biggest
+table first), writes them as `read` JSON lines to /dev/null and exits; the slot and its
+snapshot marker are dropped with `pgstream --drop-slot` after each run, outside the timing.
+psql is one process and one connection running `\\copy` of each table one after another
+(text COPY) to /dev/null. {args.reps} repetitions, order rotated each repetition; medians.
+Wall time is the process from start to exit (pgstream's includes creating the slot); CPU
+and peak RSS as above. rows/s ÷ psql is psql's median wall over pgstream's: above 1.00×
+pgstream is faster. Before the timed runs, {who}
+ran once each into `wc -lc` (not in the medians; they also warm the page cache): line
+count against `count(*)` of the tables ({chk}); output MB is that run's byte count
+(pgstream writes JSON lines with keys and `snapshot_lsn`, psql COPY text).
+
+{md_table(SNAP_HEADER, snapshot_rows(sn))}
+
+Commands (`-d postgres` via PGHOST/PGPORT/PGUSER; slot `snap_N` new each run):
+
+{cmds}"""
+
+
+SNAP_HEADER = ["consumer", "rows", "wall s median (min–max)", "rows/s", "client CPU s",
+               "peak RSS MB", "output MB", "rows/s ÷ psql", "CPU ÷ psql", "notes"]
 
 
 # --------------------------------------------------------------------------
@@ -841,17 +1042,29 @@ def machine_info():
 def main():
     global ARGS
     ap = argparse.ArgumentParser(
-        description="pgstream vs pg_recvlogical on a throwaway PostgreSQL (issue 8). "
+        description="pgstream vs pg_recvlogical on a throwaway PostgreSQL (issue 8), "
+        "and pgstream --snapshot vs psql \\copy (issue 5). "
         "Prints a table and writes bench/RESULTS.md; never fails on slow numbers.")
     ap.add_argument("--pgstream", default=str(REPO / "target" / "release" / "pgstream"),
                     help="pgstream binary (default: target/release/pgstream)")
-    ap.add_argument("--workloads", default=",".join(WORKLOADS),
-                    help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)")
+    ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
+                    help=f"comma-separated subset of {','.join(ALL_WORKLOADS)} (default: all)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per consumer (default 3)")
     for name, (_, size, desc) in WORKLOADS.items():
         ap.add_argument(f"--{name}", type=int, default=None, metavar="N",
                         help=f"size of '{name}' (default {size:,}): "
                         + desc.format(n="N", tx="--tx-size").replace("%", "%%"))
+    ap.add_argument(f"--{SNAPSHOT}", type=int, default=None, metavar="N",
+                    help=f"rows of the big table of '{SNAPSHOT}' (default {SNAP_BIG_DEFAULT:,}); "
+                    f"see --snapshot-small")
+    ap.add_argument("--snapshot-small", type=int, default=None, metavar="N",
+                    help=f"rows of each of the {SNAP_SMALL_TABLES} smaller tables of "
+                    f"'{SNAPSHOT}' (default {SNAP_SMALL_DEFAULT:,})")
+    ap.add_argument("--snapshot-tables", type=int, default=SNAP_SMALL_TABLES, metavar="K",
+                    help=f"number of smaller tables in '{SNAPSHOT}' (default {SNAP_SMALL_TABLES})")
+    ap.add_argument("--pool-sizes", default="1,4",
+                    help="comma-separated pgstream --pool-size values timed in "
+                    f"'{SNAPSHOT}' (default 1,4)")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every default size (e.g. 0.01 for a smoke run)")
     ap.add_argument("--tx-size", type=int, default=1000, help="rows per transaction (default 1000)")
@@ -868,10 +1081,12 @@ def main():
     ARGS = args
     wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for w in wanted:
-        if w not in WORKLOADS:
-            ap.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+        if w not in ALL_WORKLOADS:
+            ap.error(f"unknown workload {w!r}; choose from {', '.join(ALL_WORKLOADS)}")
     sizes = {}
     for w in wanted:
+        if w == SNAPSHOT:
+            continue
         v = getattr(args, w)
         sizes[w] = v if v is not None else max(1, int(WORKLOADS[w][1] * args.scale))
     pgstream = str(Path(args.pgstream).resolve())
@@ -879,6 +1094,18 @@ def main():
         ap.error(f"{pgstream} is not an executable; run `cargo build --release` first")
     if args.reps < 1:
         ap.error("--reps must be ≥ 1")
+    snap_big = args.snapshot if args.snapshot is not None else max(
+        1, int(SNAP_BIG_DEFAULT * args.scale))
+    snap_small = args.snapshot_small if args.snapshot_small is not None else max(
+        1, int(SNAP_SMALL_DEFAULT * args.scale))
+    try:
+        pools = [int(x) for x in args.pool_sizes.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--pool-sizes takes comma-separated integers")
+    if not pools or any(not 1 <= n <= 64 for n in pools) or len(set(pools)) != len(pools):
+        ap.error("--pool-sizes: distinct values from 1 to 64")
+    if args.snapshot_tables < 0 or snap_big < 1 or snap_small < 1:
+        ap.error("snapshot sizes must be ≥ 1 (and --snapshot-tables ≥ 0)")
 
     t_start = time.monotonic()
     load0 = loadavg()
@@ -910,7 +1137,12 @@ def main():
             active.append("pgs_w2j")
         wls = []
         for w in wanted:
-            wls.append(run_workload(w, sizes[w], args, cl, runner, active, pgstream))
+            if w != SNAPSHOT:
+                wls.append(run_workload(w, sizes[w], args, cl, runner, active, pgstream))
+        snap = None
+        if SNAPSHOT in wanted:
+            snap = run_snapshot(snap_big, snap_small, args.snapshot_tables, pools, args, cl,
+                                runner, pgstream)
         lat = []
         if not args.no_latency:
             keys = ["pgs_pgo"] + (["pgs_w2j"] if w2j_supported else []) + (
@@ -960,7 +1192,8 @@ def main():
     rows = []
     for wl in wls:
         rows += table_rows(wl, w2j_supported, w2j_installed)
-    table = md_table(header, rows)
+    table = md_table(header, rows) if rows else "(no backlog-drain workload was run)"
+    snap_table = md_table(SNAP_HEADER, snapshot_rows(snap)) if snap else ""
     lat_rows = []
     for l in lat:
         if "na" in l:
@@ -986,16 +1219,25 @@ def main():
             f"- **{wl['name']}**: {wdesc} "
             f"→ {wl['changes']:,} changes, {wl['wal_mb']:,.0f} MB of WAL, written in "
             f"{wl['gen_s']:.1f} s")
+    if snap:
+        wl_lines.append(
+            f"- **{SNAPSHOT}**: {snap['desc']} → {snap['rows']:,} rows, {snap['data_mb']:,.0f} MB "
+            f"of table data, written in {snap['gen_s']:.1f} s")
+    drain_cmds = ""
     cmd_lines = []
     if wls:
         for k, c in wls[0]["cmds"].items():
             cmd_lines.append(f"    {c}{' | wc -l' if k == 'pgs_wc' else ''}")
+    if cmd_lines:
+        drain_cmds = ("\nConsumer commands (slot `<workload>_<consumer>_<rep>`, `-d postgres` via "
+                      "PGHOST/PGPORT/PGUSER):\n\n" + "\n".join(cmd_lines) + "\n")
     defaults_note = (
         "Default sizes: inserts 1,000,000 (as in issue 8); the other workloads are smaller "
         "than the issue's 1,000,000 so that the default run stays within a few minutes on "
         "2 cores: mixed 300,000 changes, onetx one transaction of 300,000 rows (use "
         "`--onetx 1000000` for the issue's size), wide 100,000 rows, toast 20,000 rows "
-        "(+20,000 updates).")
+        "(+20,000 updates). snapshot: 1,000,000 + 3 × 100,000 rows (`--snapshot`, "
+        "`--snapshot-small`, `--snapshot-tables`), adding well under a minute.")
     md = f"""# pgstream benchmark results
 
 Produced by `make bench` (`bench/run.py`); this file is overwritten on every run.
@@ -1026,10 +1268,10 @@ Produced by `make bench` (`bench/run.py`); this file is overwritten on every run
 ## Backlog drain
 
 {table}
+{drain_cmds}
+## Snapshot (issue 5)
 
-Consumer commands (slot `<workload>_<consumer>_<rep>`, `-d postgres` via PGHOST/PGPORT/PGUSER):
-
-{chr(10).join(cmd_lines)}
+{snapshot_md(snap, args)}
 
 ## Latency
 
@@ -1047,6 +1289,9 @@ when it arrives on the consumer's stdout; latency = arrival − `c`.
     print()
     print("## Backlog drain\n")
     print(table)
+    if snap_table:
+        print("\n## Snapshot (issue 5)\n")
+        print(snap_table)
     if lat_table:
         print("\n## Latency\n")
         print(lat_table)
