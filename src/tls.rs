@@ -162,7 +162,7 @@ pub fn explain_rejection(error: Error, params: &ConnParams) -> Error {
             mut source,
         } if params.sslmode == SslMode::Disable
             && source.code == "28000"
-            && source.message.contains("no encryption")
+            && (source.message.contains("no encryption") || source.message.contains("SSL off"))
             && source.hint.is_none() =>
         {
             source.hint = Some(

@@ -50,6 +50,9 @@ pub struct Writer {
     progress: watch::Receiver<Progress>,
     spare: Receiver<Vec<u8>>,
     error: std::sync::Arc<std::sync::Mutex<Option<io::Error>>>,
+    /// Set when a stop gives up waiting: queued chunks are then dropped, not
+    /// written after the final acknowledgement (they would repeat).
+    abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Chunks that may wait for the thread; beyond that pgstream stops reading
@@ -72,6 +75,8 @@ impl Writer {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let error = std::sync::Arc::new(std::sync::Mutex::new(None));
         let error2 = error.clone();
+        let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = abandon.clone();
         let watch_pipe = *target == Target::Stdout;
         std::thread::Builder::new().name("pgstream-writer".into()).spawn(move || {
             let mut state = Progress::default();
@@ -94,7 +99,12 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => return,
                 };
                 let mut batch = Some(first);
+                let mut done = false;
                 while let Some(chunk) = batch.take() {
+                    if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+                        done = true;
+                        break;
+                    }
                     if let Err(e) = sink.write_all(&chunk.bytes) {
                         return fail(e, state);
                     }
@@ -114,12 +124,12 @@ impl Writer {
                         return fail(e, state);
                     }
                 }
-                if progress_tx.send(state).is_err() {
+                if progress_tx.send(state).is_err() || done {
                     return;
                 }
             }
         })?;
-        Ok(Writer { tx, progress, spare, error })
+        Ok(Writer { tx, progress, spare, error, abandon })
     }
 
     /// Hands a chunk over without waiting; gives it back when the queue is
@@ -139,6 +149,12 @@ impl Writer {
     /// Progress reports; `changed()` wakes after each flush.
     pub fn progress(&mut self) -> &mut watch::Receiver<Progress> {
         &mut self.progress
+    }
+
+    /// Writes nothing more that is queued (the chunk being written, if any,
+    /// still completes).
+    pub fn abandon(&self) {
+        self.abandon.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The error that stopped the thread, once.

@@ -45,7 +45,9 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a stop may wait for the writer before giving up on it.
-const STOP_GRACE: Duration = Duration::from_millis(1500);
+const STOP_GRACE: Duration = Duration::from_millis(1200);
+/// After that, how long the chunk being written may take to finish.
+const WRITE_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a slot that the previous run's walsender may still
 /// hold (it notices a dead client within moments).
 const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);

@@ -19,7 +19,7 @@ use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::CatalogConn;
 use crate::writer::{Chunk, Writer};
 
-use super::{silence_limit, stop_requested, RunState, Stop, CHUNK_BYTES, STOP_GRACE};
+use super::{silence_limit, stop_requested, RunState, Stop, CHUNK_BYTES, STOP_GRACE, WRITE_GRACE};
 use super::emit::Emitter;
 
 /// The streaming loop of one session.
@@ -140,6 +140,13 @@ impl Stream<'_> {
                 // A writer that cannot finish in time is left behind.
                 _ = sleep_until(stop_deadline.unwrap_or(far)), if stop_deadline.is_some() => {
                     warn!("output did not drain in time; acknowledging what was written");
+                    // Nothing queued may reach the output after the final
+                    // acknowledgement; a chunk mid-write gets a moment.
+                    writer.abandon();
+                    if timeout(WRITE_GRACE, writer.progress().changed()).await.is_ok() {
+                        let p = *writer.progress().borrow_and_update();
+                        st.ack.flushed(p.seq, p.commit_end);
+                    }
                     return Ok(());
                 }
             }

@@ -686,6 +686,12 @@ fn wal_level_replica_is_a_configuration_error() {
 /// again: exit 2 with a message that says to drop and recreate it.
 #[test]
 fn invalidated_slot_is_a_configuration_error() {
+    if crate::harness::server_major() < 13 {
+        // No max_slot_wal_keep_size before 13: a slot keeps its WAL for ever
+        // and is never invalidated (pg_replication_slots has no wal_status).
+        crate::harness::version_skip("slots are never invalidated before PostgreSQL 13");
+        return;
+    }
     // PostgreSQL 15 wants min/max_wal_size of at least two 16MB segments.
     let c = Cluster::start(&[
         "max_slot_wal_keep_size = '1MB'",

@@ -30,7 +30,12 @@ fn table_patterns_include_and_exclude() {
         .iter()
         .map(|e| format!("{} {}.{}", e["op"].as_str().unwrap(), e["schema"].as_str().unwrap(), e["table"].as_str().unwrap()))
         .collect();
-    assert_eq!(seen, ["insert public.orders", "insert shop.orders", "truncate public.orders"]);
+    // pgoutput decodes TRUNCATE from PostgreSQL 11 on.
+    let mut want = vec!["insert public.orders", "insert shop.orders"];
+    if crate::harness::server_major() >= 11 {
+        want.push("truncate public.orders");
+    }
+    assert_eq!(seen, want);
 }
 
 #[test]

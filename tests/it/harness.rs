@@ -14,7 +14,9 @@
 //! one has a watchdog shell that blocks reading a pipe whose only writer is
 //! the test process. When the pipe closes (drop, exit or death), the watchdog
 //! runs `pg_ctl stop -m immediate` and removes the directory.
-//! `PGSTREAM_TEST_KEEP=1` keeps the directories (servers are still stopped).
+//! `PGSTREAM_TEST_KEEP=1` keeps the directories (servers are still stopped);
+//! `PGSTREAM_TEST_SERVER_LOGS=DIR` keeps only each cluster's server log, in
+//! DIR (`make test-matrix` does that).
 //!
 //! The server runs with unusual session defaults (`TimeZone`, `DateStyle`,
 //! `IntervalStyle`, `bytea_output`, `extra_float_digits`) that pgstream must
@@ -178,6 +180,30 @@ pub fn matrix_skip(what: &str) -> bool {
     }
     let test = thread::current().name().unwrap_or("?").to_string();
     // Straight to stderr: libtest captures eprintln! per test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "pgstream-it: SKIPPED {test}: {what} ({})",
+        host().version
+    );
+    true
+}
+
+/// The major version of the server binaries under test (10, …, 18), from
+/// `postgres --version`; known without starting a cluster.
+pub fn server_major() -> u32 {
+    let v = &host().version;
+    v.split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no major version in {v:?}"))
+}
+
+/// Reports that the calling test skips `what`, which the server under test
+/// cannot do (e.g. invalidating a slot before 13), and returns true. For
+/// version limits only: on the machine's server (`make test`) nothing is
+/// skipped. `make test-matrix` counts these lines in its summary.
+pub fn version_skip(what: &str) -> bool {
+    let test = thread::current().name().unwrap_or("?").to_string();
     let _ = writeln!(
         std::io::stderr(),
         "pgstream-it: SKIPPED {test}: {what} ({})",
@@ -683,13 +709,23 @@ impl Cluster {
             "immediate".into(),
         ]);
         stop_argv.extend(["-w".into(), "-t".into(), "60".into()]);
+        // PGSTREAM_TEST_SERVER_LOGS (set by `make test-matrix`): a directory
+        // that keeps each cluster's server log after the cluster is gone.
         let script = r#"dir=$1; shift
 "$@" >/dev/null 2>&1
+if [ -n "$PGSTREAM_IT_LOGS" ] && [ -f "$dir/server.log" ]; then
+  mkdir -p "$PGSTREAM_IT_LOGS" && cp "$dir/server.log" "$PGSTREAM_IT_LOGS/${dir##*/}.log"
+fi
 [ -n "$PGSTREAM_IT_KEEP" ] || rm -rf -- "$dir""#;
         let mut args: Vec<OsString> = vec![base_dir.clone().into()];
         args.extend(stop_argv);
         let keep: OsString = if keep_dirs() { "1".into() } else { "".into() };
-        let watchdog = Watchdog::spawn(script, &args, &[("PGSTREAM_IT_KEEP", keep)]);
+        let logs = std::env::var_os("PGSTREAM_TEST_SERVER_LOGS").unwrap_or_default();
+        let watchdog = Watchdog::spawn(
+            script,
+            &args,
+            &[("PGSTREAM_IT_KEEP", keep), ("PGSTREAM_IT_LOGS", logs)],
+        );
         if keep_dirs() {
             let _ = writeln!(
                 std::io::stderr(),
@@ -807,6 +843,26 @@ impl Cluster {
             .parse::<u32>()
             .expect("server_version_num")
             / 10000
+    }
+
+    /// For a test (or part of one) that needs wal2json: true when it is
+    /// installed. When it is not: false in `make test-matrix`, whose servers
+    /// other than the machine's have none (the test skips, and says so);
+    /// elsewhere a panic saying how to install it — `make test` never skips.
+    pub fn wal2json_or_skip(&self) -> bool {
+        if self.has_wal2json() {
+            return true;
+        }
+        if matrix_skip("wal2json is not installed for this server") {
+            return false;
+        }
+        let major = self.major_version();
+        panic!(
+            "the wal2json output plugin is not installed for the test server ({}): \
+             install it with `apt-get install postgresql-{major}-wal2json` (as root; \
+             `make deps` does it), then run the tests again",
+            self.version
+        );
     }
 
     /// Whether the wal2json output plugin is installed for this server.
@@ -1281,12 +1337,35 @@ impl TestDb {
         self.server.try_sql(
             "postgres",
             &format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = {lit};
-                 DROP DATABASE IF EXISTS {} WITH (FORCE);",
-                quote_ident(&self.name)
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = {lit}"
             ),
         )?;
-        Ok(())
+        let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&self.name));
+        if server_major() >= 13 {
+            self.server
+                .try_sql("postgres", &format!("{drop} WITH (FORCE)"))?;
+            return Ok(());
+        }
+        // No WITH (FORCE) before 13: end the sessions, retry while they go.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.server.try_sql(
+                "postgres",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = {lit} AND pid <> pg_backend_pid()"
+                ),
+            )?;
+            match self.server.try_sql("postgres", &drop) {
+                Err(e)
+                    if e.contains("is being accessed by other users")
+                        && Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(20))
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 }
 

@@ -18,4 +18,5 @@ mod wal2json;
 mod streaming;
 mod origins;
 mod schema;
+mod versions;
 mod snapshot;

@@ -24,8 +24,22 @@ fn changes_applied_under_a_replication_origin_name_it() {
     ));
     db.sql("INSERT INTO t VALUES (2)");
     let events = drain(&db, &slot, &["--include-tx"]);
-    let ops: Vec<(&str, Option<&str>)> =
+    let mut ops: Vec<(&str, Option<&str>)> =
         events.iter().map(|e| (e["op"].as_str().unwrap(), e.get("origin").and_then(|o| o.as_str()))).collect();
+    // Up to PostgreSQL 14 pgoutput sends begin/commit for a transaction with
+    // no published change (here pg_replication_origin_create's): drop such
+    // pairs there (docs/compatibility.md); 15+ sends none.
+    if crate::harness::server_major() < 15 {
+        let mut kept: Vec<(&str, Option<&str>)> = Vec::new();
+        for op in ops {
+            if op.0 == "commit" && kept.last().is_some_and(|p| p.0 == "begin") {
+                kept.pop();
+            } else {
+                kept.push(op);
+            }
+        }
+        ops = kept;
+    }
     assert_eq!(
         ops,
         [
@@ -44,9 +58,11 @@ fn changes_applied_under_a_replication_origin_name_it() {
 fn origin_filter_needs_postgresql_16() {
     let db = Cluster::shared().new_db("orig");
     db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p FOR TABLE t");
-    let args = [db.stream_args(&format!("{}_n", db.name), "p"), vec_of(&["--origin", "none"])].concat();
+    let args =
+        [db.stream_args(&format!("{}_n", db.name), "p"), vec_of(&["--origin", "none", "--end-lsn", "now"])].concat();
     let out = run(&args, &[], TIMEOUT);
     if Cluster::shared().major_version() >= 16 {
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
         return;
     }
     assert_eq!(out.code, Some(2), "{}", out.stderr);

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::jsontext::{entries, Entry};
-use crate::harness::{matrix_skip, run_lines, vec_of, wait_until, Cluster, TestDb, TIMEOUT};
+use crate::harness::{run_lines, vec_of, wait_until, Cluster, TestDb, TIMEOUT};
 
 // ---------------------------------------------------------------------------
 // The documented exceptions
@@ -254,19 +254,7 @@ fn object(members: &[Entry]) -> String {
 /// test skips).
 fn cluster_with_wal2json() -> Option<&'static Cluster> {
     let c = Cluster::shared();
-    if !c.has_wal2json() {
-        if matrix_skip("wal2json is not installed for this server") {
-            return None;
-        }
-        let major = c.major_version();
-        panic!(
-            "the wal2json output plugin is not installed for the test server ({}): \
-             install it with `apt-get install postgresql-{major}-wal2json` (as root; \
-             `make deps` does it), then run the tests again",
-            c.version
-        );
-    }
-    Some(c)
+    c.wal2json_or_skip().then_some(c)
 }
 
 /// Runs pgstream once with `--end-lsn now` on `slot` (created with `plugin`
