@@ -136,7 +136,8 @@ impl Ack {
 
     /// Whether a periodic status update is due at `now`.
     pub fn due(&self, now: Instant) -> bool {
-        self.last_update.is_none_or(|t| now.duration_since(t) >= self.interval)
+        self.last_update
+            .is_none_or(|t| now.duration_since(t) >= self.interval)
     }
 
     /// The periodic update interval.
@@ -172,7 +173,11 @@ mod tests {
         a.begin();
         let s1 = a.handed(); // first half of a big transaction
         a.flushed(s1, None);
-        assert_eq!(a.position(), 100, "a partly written transaction is not acknowledged");
+        assert_eq!(
+            a.position(),
+            100,
+            "a partly written transaction is not acknowledged"
+        );
         a.end();
         let s2 = a.handed();
         assert_eq!(a.position(), 100, "handed over is not written");
@@ -189,7 +194,11 @@ mod tests {
         a.end();
         let s = a.handed();
         a.keepalive(600, false);
-        assert_eq!(a.position(), 100, "chunk before the keepalive not yet flushed");
+        assert_eq!(
+            a.position(),
+            100,
+            "chunk before the keepalive not yet flushed"
+        );
         a.flushed(s, Some(550));
         assert_eq!(a.position(), 600);
     }
@@ -198,7 +207,11 @@ mod tests {
     fn keepalive_waits_for_lines_not_yet_handed_over() {
         let mut a = ack();
         a.keepalive(700, true);
-        assert_eq!(a.position(), 100, "buffered lines before the keepalive are not written");
+        assert_eq!(
+            a.position(),
+            100,
+            "buffered lines before the keepalive are not written"
+        );
         let s = a.handed();
         a.flushed(s, Some(650));
         assert_eq!(a.position(), 700);

@@ -58,7 +58,10 @@ fn mask_uri_password(arg: &mut [u8]) {
     let Some(scheme_end) = arg.windows(3).position(|w| w == b"://").map(|p| p + 3) else {
         return;
     };
-    let authority_end = arg[scheme_end..].iter().position(|&c| c == b'/' || c == b'?').map_or(arg.len(), |p| scheme_end + p);
+    let authority_end = arg[scheme_end..]
+        .iter()
+        .position(|&c| c == b'/' || c == b'?')
+        .map_or(arg.len(), |p| scheme_end + p);
     let authority = &mut arg[scheme_end..authority_end];
     if let Some(at) = authority.iter().rposition(|&c| c == b'@') {
         if let Some(colon) = authority[..at].iter().position(|&c| c == b':') {

@@ -35,7 +35,12 @@ Examples:
 )]
 pub struct Cli {
     /// Database name, a key=value conninfo string, or a postgres:// URI
-    #[arg(short = 'd', long = "dbname", value_name = "CONNINFO", help_heading = "Connection")]
+    #[arg(
+        short = 'd',
+        long = "dbname",
+        value_name = "CONNINFO",
+        help_heading = "Connection"
+    )]
     pub dbname: Option<String>,
     /// Server host, or a unix-socket directory when it starts with '/'
     #[arg(short = 'h', long, value_name = "HOST", help_heading = "Connection")]
@@ -61,7 +66,13 @@ pub struct Cli {
     pub sslkey: Option<String>,
 
     /// Replication slot to stream from (required)
-    #[arg(short = 'S', long, env = "PGSTREAM_SLOT", value_name = "NAME", help_heading = "Slot")]
+    #[arg(
+        short = 'S',
+        long,
+        env = "PGSTREAM_SLOT",
+        value_name = "NAME",
+        help_heading = "Slot"
+    )]
     pub slot: Option<String>,
     /// Output plugin for a new slot; an existing slot's plugin is read from the server
     #[arg(short = 'P', long, value_name = "PLUGIN", value_parser = ["pgoutput", "wal2json"], help_heading = "Slot")]
@@ -132,10 +143,21 @@ pub struct Cli {
     #[arg(short = 'f', long, value_name = "PATH", help_heading = "Output")]
     pub file: Option<PathBuf>,
     /// Seconds between standby status updates (0 = only when asked)
-    #[arg(short = 's', long, value_name = "SECS", default_value_t = 10, help_heading = "Output")]
+    #[arg(
+        short = 's',
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        help_heading = "Output"
+    )]
     pub status_interval: u64,
     /// Seconds between progress lines on stderr (0 = off; SIGUSR1 asks for one)
-    #[arg(long, value_name = "SECS", default_value_t = 0, help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        help_heading = "Output"
+    )]
     pub stats_interval: u64,
     /// On a lost connection exit 1 instead of reconnecting
     #[arg(long, help_heading = "Output")]
@@ -204,7 +226,9 @@ mod tests {
 
     #[test]
     fn short_h_is_host() {
-        let cli = parse(&["-h", "/tmp", "-p", "5433", "-U", "me", "-d", "db", "-S", "s"]);
+        let cli = parse(&[
+            "-h", "/tmp", "-p", "5433", "-U", "me", "-d", "db", "-S", "s",
+        ]);
         assert_eq!(cli.host.as_deref(), Some("/tmp"));
         assert_eq!(cli.slot.as_deref(), Some("s"));
     }
@@ -226,18 +250,27 @@ mod tests {
 
     #[test]
     fn completions_and_man_page_render() {
-        for args in [&["completions", "bash"][..], &["completions", "zsh"], &["man"]] {
+        for args in [
+            &["completions", "bash"][..],
+            &["completions", "zsh"],
+            &["man"],
+        ] {
             let cli = parse(args);
             let mut out = Vec::new();
             cli.command.unwrap().run(&mut out).unwrap();
             let text = String::from_utf8(out).unwrap();
-            assert!(text.contains("pgstream") && text.contains("publication"), "{args:?}");
+            assert!(
+                text.contains("pgstream") && text.contains("publication"),
+                "{args:?}"
+            );
         }
     }
 
     #[test]
     fn bad_values_are_rejected() {
-        let bad = |args: &[&str]| Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).is_err();
+        let bad = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).is_err()
+        };
         assert!(bad(&["--plugin", "test_decoding"]));
         assert!(bad(&["--proto-version", "9"]));
         assert!(bad(&["--max-changes", "-1"]));

@@ -101,13 +101,25 @@ impl Config {
         )
         .map_err(|e| Error::usage(e.to_string()))?;
         let plugin = cli.plugin.as_deref().and_then(Plugin::from_name);
-        let mut publications: Vec<String> =
-            cli.publications.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        let mut publications: Vec<String> = cli
+            .publications
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
         publications.dedup();
         let lsn = |flag: &str, v: &str| {
-            parse_lsn(v).ok_or_else(|| Error::usage(format!("invalid {flag} \"{v}\"; expected an LSN like 0/16B3748")))
+            parse_lsn(v).ok_or_else(|| {
+                Error::usage(format!(
+                    "invalid {flag} \"{v}\"; expected an LSN like 0/16B3748"
+                ))
+            })
         };
-        let start_lsn = cli.start_lsn.as_deref().map(|v| lsn("--start-lsn", v)).transpose()?;
+        let start_lsn = cli
+            .start_lsn
+            .as_deref()
+            .map(|v| lsn("--start-lsn", v))
+            .transpose()?;
         let end_lsn = match cli.end_lsn.as_deref() {
             None => None,
             Some(v) if v.eq_ignore_ascii_case("now") => Some(EndLsn::Now),
@@ -138,7 +150,8 @@ impl Config {
             proto_version: cli.proto_version,
             output: cli.file.map_or(Target::Stdout, Target::File),
             status_interval: Duration::from_secs(cli.status_interval),
-            stats_interval: (cli.stats_interval > 0).then(|| Duration::from_secs(cli.stats_interval)),
+            stats_interval: (cli.stats_interval > 0)
+                .then(|| Duration::from_secs(cli.stats_interval)),
             no_loop: cli.no_loop,
         };
         config.validate()?;
@@ -150,7 +163,9 @@ impl Config {
         if self.drop_slot {
             return Ok(());
         }
-        if self.plugin.unwrap_or(Plugin::PgOutput) == Plugin::PgOutput && self.publications.is_empty() {
+        if self.plugin.unwrap_or(Plugin::PgOutput) == Plugin::PgOutput
+            && self.publications.is_empty()
+        {
             // An existing wal2json slot needs none; that is checked once the
             // slot's plugin is known.
             if self.plugin == Some(Plugin::PgOutput) {
@@ -188,7 +203,8 @@ mod tests {
     use clap::Parser;
 
     fn config(args: &[&str]) -> Result<Config> {
-        let cli = Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).unwrap();
+        let cli =
+            Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).unwrap();
         Config::from_cli(cli, &|k| match k {
             "USER" => Some("tester".into()),
             _ => None,
@@ -213,19 +229,39 @@ mod tests {
 
     #[test]
     fn pgoutput_needs_a_publication() {
-        assert_eq!(config(&["-S", "s", "-P", "pgoutput"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            config(&["-S", "s", "-P", "pgoutput"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
         // Without --plugin the slot may turn out to be wal2json.
         assert!(config(&["-S", "s"]).is_ok());
     }
 
     #[test]
     fn lsns() {
-        let c = config(&["-S", "s", "--publication", "p", "--start-lsn", "1/AB", "--end-lsn", "now"]).unwrap();
+        let c = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--start-lsn",
+            "1/AB",
+            "--end-lsn",
+            "now",
+        ])
+        .unwrap();
         assert_eq!(c.start_lsn, Some(0x1_0000_00AB));
         assert_eq!(c.end_lsn, Some(EndLsn::Now));
         let e = config(&["-S", "s", "--publication", "p", "--end-lsn", "soon"]).unwrap_err();
         assert!(e.to_string().contains("--end-lsn"));
-        assert_eq!(config(&["-S", "s", "--publication", "p", "--max-changes", "0"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            config(&["-S", "s", "--publication", "p", "--max-changes", "0"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]
@@ -233,10 +269,27 @@ mod tests {
         let c = config(&["-S", "s", "--publication", "p", "--snapshot"]).unwrap();
         assert!(c.snapshot);
         assert_eq!(c.pool_size, 4);
-        let e = config(&["-S", "s", "--publication", "p", "--snapshot", "--no-create-slot"]).unwrap_err();
+        let e = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--snapshot",
+            "--no-create-slot",
+        ])
+        .unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--create-slot"), "{e}");
-        let e = config(&["-S", "s", "--publication", "p", "--snapshot", "--start-lsn", "0/1"]).unwrap_err();
+        let e = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--snapshot",
+            "--start-lsn",
+            "0/1",
+        ])
+        .unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }
 }

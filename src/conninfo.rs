@@ -979,11 +979,23 @@ mod tests {
     fn ssl_defaults() {
         // Certificate files default to $HOME/.postgresql/, like libpq.
         let p = resolve(&d("host=h"), "HOME=/home/al").unwrap();
-        assert_eq!(p.sslrootcert.as_deref(), Some("/home/al/.postgresql/root.crt"));
-        assert_eq!(p.sslcert.as_deref(), Some("/home/al/.postgresql/postgresql.crt"));
-        assert_eq!(p.sslkey.as_deref(), Some("/home/al/.postgresql/postgresql.key"));
+        assert_eq!(
+            p.sslrootcert.as_deref(),
+            Some("/home/al/.postgresql/root.crt")
+        );
+        assert_eq!(
+            p.sslcert.as_deref(),
+            Some("/home/al/.postgresql/postgresql.crt")
+        );
+        assert_eq!(
+            p.sslkey.as_deref(),
+            Some("/home/al/.postgresql/postgresql.key")
+        );
         let p = resolve(&d("host=h sslrootcert=/ca"), "HOME=/home/al PGSSLKEY=/k").unwrap();
-        assert_eq!((p.sslrootcert.as_deref(), p.sslkey.as_deref()), (Some("/ca"), Some("/k")));
+        assert_eq!(
+            (p.sslrootcert.as_deref(), p.sslkey.as_deref()),
+            (Some("/ca"), Some("/k"))
+        );
         // sslrootcert=system means verify-full, and nothing weaker.
         #[rustfmt::skip]
         check(&[
@@ -994,7 +1006,9 @@ mod tests {
             let e = resolve(&d(&format!("sslrootcert=system sslmode={mode}")), "").unwrap_err();
             assert_eq!(
                 e.to_string(),
-                format!(r#"weak sslmode "{mode}" may not be used with sslrootcert=system (use "verify-full")"#)
+                format!(
+                    r#"weak sslmode "{mode}" may not be used with sslrootcert=system (use "verify-full")"#
+                )
             );
         }
     }

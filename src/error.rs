@@ -41,7 +41,10 @@ pub enum Error {
     Usage(String),
     /// The server refused or failed an operation.
     #[error("{context}: {source}")]
-    Server { context: String, source: ServerError },
+    Server {
+        context: String,
+        source: ServerError,
+    },
     /// The connection could not be made or was lost.
     #[error("{context}: {source}")]
     Connection { context: String, source: io::Error },
@@ -53,7 +56,11 @@ pub enum Error {
     Runtime(String),
     /// A message from the slot that the decoder could not read.
     #[error("slot \"{slot}\" at {lsn}: {source}")]
-    Decode { slot: String, lsn: String, source: DecodeError },
+    Decode {
+        slot: String,
+        lsn: String,
+        source: DecodeError,
+    },
     /// Writing the output failed (a closed pipe is a clean stop, see
     /// [`Error::is_broken_pipe`]).
     #[error("cannot write output: {0}")]
@@ -68,7 +75,10 @@ impl Error {
 
     /// A connection error with what we were doing.
     pub fn connection(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Connection { context: context.into(), source }
+        Error::Connection {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The process exit code for this error (SPEC §5).

@@ -51,7 +51,10 @@ impl Op {
     /// Whether this op counts as a change for `--max-changes` (transaction
     /// markers do not).
     pub fn is_change(self) -> bool {
-        !matches!(self, Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort | Op::Relation)
+        !matches!(
+            self,
+            Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort | Op::Relation
+        )
     }
 }
 

@@ -16,9 +16,15 @@ struct Pattern {
 
 impl Pattern {
     fn parse(text: &str) -> Result<Pattern> {
-        let bad = || Error::usage(format!("invalid table pattern \"{text}\"; use schema.table, with * as a wildcard"));
+        let bad = || {
+            Error::usage(format!(
+                "invalid table pattern \"{text}\"; use schema.table, with * as a wildcard"
+            ))
+        };
         let (schema, table) = match text.split_once('.') {
-            Some((s, t)) if !s.is_empty() && !t.is_empty() && !t.contains('.') => (Some(s.to_string()), t.to_string()),
+            Some((s, t)) if !s.is_empty() && !t.is_empty() && !t.contains('.') => {
+                (Some(s.to_string()), t.to_string())
+            }
             Some(_) => return Err(bad()),
             None if !text.is_empty() => (None, text.to_string()),
             None => return Err(bad()),
@@ -27,7 +33,10 @@ impl Pattern {
     }
 
     fn matches(&self, schema: &str, table: &str) -> bool {
-        self.schema.as_deref().is_none_or(|p| glob(p.as_bytes(), schema.as_bytes())) && glob(self.table.as_bytes(), table.as_bytes())
+        self.schema
+            .as_deref()
+            .is_none_or(|p| glob(p.as_bytes(), schema.as_bytes()))
+            && glob(self.table.as_bytes(), table.as_bytes())
     }
 }
 
@@ -41,8 +50,15 @@ pub struct TableFilter {
 impl TableFilter {
     /// Compiles the patterns of `--table` and `--exclude-table`.
     pub fn new(include: &[String], exclude: &[String]) -> Result<TableFilter> {
-        let compile = |v: &[String]| v.iter().map(|p| Pattern::parse(p.trim())).collect::<Result<Vec<_>>>();
-        Ok(TableFilter { include: compile(include)?, exclude: compile(exclude)? })
+        let compile = |v: &[String]| {
+            v.iter()
+                .map(|p| Pattern::parse(p.trim()))
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(TableFilter {
+            include: compile(include)?,
+            exclude: compile(exclude)?,
+        })
     }
 
     /// Whether no pattern was given: everything passes.
@@ -78,8 +94,11 @@ impl TableFilter {
             (!p.contains('*')).then_some(p)
         }
         let exact = |p: &str| p == "*" || !p.contains('*');
-        let add: Vec<Wal2JsonTable<'_>> =
-            self.include.iter().map(|p| (p.schema.as_deref().and_then(part), part(&p.table))).collect();
+        let add: Vec<Wal2JsonTable<'_>> = self
+            .include
+            .iter()
+            .map(|p| (p.schema.as_deref().and_then(part), part(&p.table)))
+            .collect();
         let add = (!add.is_empty() && !add.contains(&(None, None))).then_some(add);
         let filter = self
             .exclude
@@ -163,24 +182,42 @@ mod tests {
 
     #[test]
     fn wal2json_push_down_is_safe() {
-        let f = filter(&["shop.orders", "public.ord*", "audit.*", "events", "s*.t"], &["*.tmp", "public.x*", "s*.y", "old"]);
+        let f = filter(
+            &["shop.orders", "public.ord*", "audit.*", "events", "s*.t"],
+            &["*.tmp", "public.x*", "s*.y", "old"],
+        );
         let (add, exclude) = f.wal2json_tables();
         let add = add.unwrap();
         assert_eq!(
             add,
-            [(Some("shop"), Some("orders")), (Some("public"), None), (Some("audit"), None), (None, Some("events")), (None, Some("t"))]
+            [
+                (Some("shop"), Some("orders")),
+                (Some("public"), None),
+                (Some("audit"), None),
+                (None, Some("events")),
+                (None, Some("t"))
+            ]
         );
         // Only the exclude patterns wal2json can say exactly.
         assert_eq!(exclude, [(None, Some("tmp")), (None, Some("old"))]);
         // A pattern that widens to every table: no add-tables at all.
-        assert_eq!(filter(&["shop.orders", "*_log"], &[]).wal2json_tables(), (None, vec![]));
+        assert_eq!(
+            filter(&["shop.orders", "*_log"], &[]).wal2json_tables(),
+            (None, vec![])
+        );
         assert_eq!(filter(&[], &[]).wal2json_tables(), (None, vec![]));
     }
 
     #[test]
     fn bad_patterns() {
         for bad in ["", ".t", "s.", "a.b.c"] {
-            assert_eq!(TableFilter::new(&[bad.to_string()], &[]).unwrap_err().exit_code(), 2, "{bad}");
+            assert_eq!(
+                TableFilter::new(&[bad.to_string()], &[])
+                    .unwrap_err()
+                    .exit_code(),
+                2,
+                "{bad}"
+            );
         }
     }
 }

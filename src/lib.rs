@@ -34,9 +34,9 @@ pub mod output;
 pub mod pipeline;
 pub mod replication;
 pub mod sql;
-pub mod tls;
 pub mod stats;
 pub mod systemd;
+pub mod tls;
 pub mod writer;
 
 pub use config::Config;

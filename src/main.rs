@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     if let Some(password) = &config.conn.password {
         pgstream::argv::hide(password);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pgstream: cannot start the runtime: {e}");
@@ -59,7 +62,14 @@ fn main() -> ExitCode {
                 let _ = stop_tx.send(true);
             }
         });
-        pgstream::run(config, Control { shutdown: stop_rx, report: report_rx }).await
+        pgstream::run(
+            config,
+            Control {
+                shutdown: stop_rx,
+                report: report_rx,
+            },
+        )
+        .await
     });
     // Do not wait for a writer thread stuck on a stalled reader.
     runtime.shutdown_background();
@@ -91,7 +101,10 @@ fn init_logger(cli: &Cli) {
     };
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     env_logger::Builder::new()
-        .parse_filters(&format!("pgstream={level},{}", if cli.verbose > 2 { "trace" } else { "warn" }))
+        .parse_filters(&format!(
+            "pgstream={level},{}",
+            if cli.verbose > 2 { "trace" } else { "warn" }
+        ))
         .parse_env("RUST_LOG")
         .format(move |buf, record| {
             let level = record.level();
@@ -104,7 +117,12 @@ fn init_logger(cli: &Cli) {
                 };
                 writeln!(buf, "<{priority}>{}", record.args())
             } else {
-                writeln!(buf, "pgstream: {}: {}", level.as_str().to_lowercase(), record.args())
+                writeln!(
+                    buf,
+                    "pgstream: {}: {}",
+                    level.as_str().to_lowercase(),
+                    record.args()
+                )
             }
         })
         .target(env_logger::Target::Stderr)

@@ -59,7 +59,11 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         let _ = write!(out, ",\"transactional\":{}", m.transactional);
     }
     if let Some(t) = ev.truncate {
-        let _ = write!(out, ",\"cascade\":{},\"restart_identity\":{}", t.cascade, t.restart_identity);
+        let _ = write!(
+            out,
+            ",\"cascade\":{},\"restart_identity\":{}",
+            t.cascade, t.restart_identity
+        );
     }
     let key_source = match (ev.new, ev.old) {
         (Some(new), old) => Some((new, old)),
@@ -97,7 +101,12 @@ pub fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
 }
 
 fn write_lsn_field(out: &mut Vec<u8>, name: &str, lsn: Lsn) {
-    let _ = write!(out, ",\"{name}\":\"{:X}/{:X}\"", lsn >> 32, lsn & 0xFFFF_FFFF);
+    let _ = write!(
+        out,
+        ",\"{name}\":\"{:X}/{:X}\"",
+        lsn >> 32,
+        lsn & 0xFFFF_FFFF
+    );
 }
 
 fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datum: Datum<'_>) {
@@ -151,7 +160,11 @@ fn write_unchanged_toast(out: &mut Vec<u8>, row: Row<'_>) {
     let mut first = true;
     for (col, datum) in row.columns() {
         if datum == Datum::UnchangedToast {
-            out.extend_from_slice(if first { b",\"unchanged_toast\":[" } else { b"," });
+            out.extend_from_slice(if first {
+                b",\"unchanged_toast\":["
+            } else {
+                b","
+            });
             write_json_str(out, col.name.as_bytes());
             first = false;
         }
@@ -168,7 +181,13 @@ mod tests {
     use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags};
 
     fn rel() -> Relation {
-        let col = |name: &str, kind, identity| Column { name: name.into(), kind, type_oid: 25, type_modifier: -1, identity };
+        let col = |name: &str, kind, identity| Column {
+            name: name.into(),
+            kind,
+            type_oid: 25,
+            type_modifier: -1,
+            identity,
+        };
         Relation {
             schema: "public".into(),
             name: "orders".into(),
@@ -199,15 +218,29 @@ mod tests {
             RawDatum::Null,
             RawDatum::UnchangedToast,
         ];
-        let old_datums = [RawDatum::Text { start: 0, end: 1 }, RawDatum::Null, RawDatum::Null];
+        let old_datums = [
+            RawDatum::Text { start: 0, end: 1 },
+            RawDatum::Null,
+            RawDatum::Null,
+        ];
         let mut ev = Event::new(Op::Update);
         ev.relation = Some(&r);
         ev.lsn = Some(0x1A2B6A0);
         ev.xid = Some(742);
         ev.commit_lsn = Some(0x1A2B700);
         ev.commit_ts = Some(0);
-        ev.old = Some(Row { relation: &r, data, datums: &old_datums, key_only: true });
-        ev.new = Some(Row { relation: &r, data, datums: &new_datums, key_only: false });
+        ev.old = Some(Row {
+            relation: &r,
+            data,
+            datums: &old_datums,
+            key_only: true,
+        });
+        ev.new = Some(Row {
+            relation: &r,
+            data,
+            datums: &new_datums,
+            key_only: false,
+        });
         assert_eq!(
             line(&ev),
             r#"{"op":"update","schema":"public","table":"orders","lsn":"0/1A2B6A0","xid":742,"commit_lsn":"0/1A2B700","commit_ts":"2000-01-01T00:00:00Z","key":{"id":7},"old":{"id":7},"new":{"id":7,"total":null},"unchanged_toast":["tags"]}"#
@@ -217,11 +250,23 @@ mod tests {
     #[test]
     fn delete_takes_key_from_old() {
         let r = rel();
-        let datums = [RawDatum::Text { start: 0, end: 2 }, RawDatum::Null, RawDatum::Null];
+        let datums = [
+            RawDatum::Text { start: 0, end: 2 },
+            RawDatum::Null,
+            RawDatum::Null,
+        ];
         let mut ev = Event::new(Op::Delete);
         ev.relation = Some(&r);
-        ev.old = Some(Row { relation: &r, data: b"42", datums: &datums, key_only: true });
-        assert_eq!(line(&ev), r#"{"op":"delete","schema":"public","table":"orders","key":{"id":42},"old":{"id":42}}"#);
+        ev.old = Some(Row {
+            relation: &r,
+            data: b"42",
+            datums: &datums,
+            key_only: true,
+        });
+        assert_eq!(
+            line(&ev),
+            r#"{"op":"delete","schema":"public","table":"orders","key":{"id":42},"old":{"id":42}}"#
+        );
     }
 
     #[test]
@@ -231,7 +276,12 @@ mod tests {
         let datums = [RawDatum::Null, RawDatum::Null, RawDatum::Null];
         let mut ev = Event::new(Op::Insert);
         ev.relation = Some(&r);
-        ev.new = Some(Row { relation: &r, data: b"", datums: &datums, key_only: false });
+        ev.new = Some(Row {
+            relation: &r,
+            data: b"",
+            datums: &datums,
+            key_only: false,
+        });
         assert_eq!(
             line(&ev),
             r#"{"op":"insert","schema":"public","table":"orders","new":{"id":null,"total":null,"tags":null}}"#
@@ -243,19 +293,30 @@ mod tests {
         let r = rel();
         let mut ev = Event::new(Op::Truncate);
         ev.relation = Some(&r);
-        ev.truncate = Some(TruncateFlags { cascade: true, restart_identity: false });
+        ev.truncate = Some(TruncateFlags {
+            cascade: true,
+            restart_identity: false,
+        });
         assert_eq!(
             line(&ev),
             r#"{"op":"truncate","schema":"public","table":"orders","cascade":true,"restart_identity":false}"#
         );
         let mut ev = Event::new(Op::Message);
         ev.lsn = Some(1);
-        ev.message = Some(Message { prefix: b"p", content: b"hi \"x\"", transactional: false });
+        ev.message = Some(Message {
+            prefix: b"p",
+            content: b"hi \"x\"",
+            transactional: false,
+        });
         assert_eq!(
             line(&ev),
             r#"{"op":"message","lsn":"0/1","prefix":"p","content":"hi \"x\"","transactional":false}"#
         );
-        ev.message = Some(Message { prefix: b"p", content: b"\xff\x00", transactional: true });
+        ev.message = Some(Message {
+            prefix: b"p",
+            content: b"\xff\x00",
+            transactional: true,
+        });
         assert_eq!(
             line(&ev),
             r#"{"op":"message","lsn":"0/1","prefix":"p","content_base64":"/wA=","transactional":true}"#

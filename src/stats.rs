@@ -72,7 +72,15 @@ impl Stats {
 mod tests {
     #[test]
     fn lines_name_every_counter() {
-        let mut s = super::Stats { changes: 10, transactions: 2, bytes: 300, written: 0x10, acked: 0x10, server: 0x30, ..Default::default() };
+        let mut s = super::Stats {
+            changes: 10,
+            transactions: 2,
+            bytes: 300,
+            written: 0x10,
+            acked: 0x10,
+            server: 0x30,
+            ..Default::default()
+        };
         let line = s.report();
         assert!(line.starts_with("10 changes in 2 transactions, 300 bytes written; written 0/10, acknowledged 0/10, lag 32 bytes, "), "{line}");
         assert!(line.ends_with("changes/s"));

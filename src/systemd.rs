@@ -25,7 +25,8 @@ impl Notifier {
             let sock = UnixDatagram::unbound().ok()?;
             Some((sock, addr))
         });
-        let ours = env("WATCHDOG_PID").is_none_or(|pid| pid.trim() == std::process::id().to_string());
+        let ours =
+            env("WATCHDOG_PID").is_none_or(|pid| pid.trim() == std::process::id().to_string());
         let watchdog = env("WATCHDOG_USEC")
             .filter(|_| ours && socket.is_some())
             .and_then(|v| v.trim().parse::<u64>().ok())

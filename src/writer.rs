@@ -64,7 +64,9 @@ impl Writer {
     pub fn spawn(target: &Target) -> io::Result<Writer> {
         let sink: Box<dyn Write + Send> = match target {
             Target::Stdout => Box::new(io::stdout()),
-            Target::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
+            Target::File(path) => {
+                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
+            }
         };
         let sync_file = match target {
             Target::File(path) => Some(OpenOptions::new().append(true).open(path)?),
@@ -78,58 +80,66 @@ impl Writer {
         let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let abandoned = abandon.clone();
         let watch_pipe = *target == Target::Stdout;
-        std::thread::Builder::new().name("pgstream-writer".into()).spawn(move || {
-            let mut state = Progress::default();
-            let mut sink = sink;
-            let fail = |e: io::Error, mut state: Progress| {
-                state.failed = Some(e.kind());
-                *error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                let _ = progress_tx.send(state);
-            };
-            loop {
-                let first = match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Nothing to write: notice a reader that went away.
-                        if watch_pipe && stdout_reader_gone() {
-                            return fail(io::ErrorKind::BrokenPipe.into(), state);
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return,
+        std::thread::Builder::new()
+            .name("pgstream-writer".into())
+            .spawn(move || {
+                let mut state = Progress::default();
+                let mut sink = sink;
+                let fail = |e: io::Error, mut state: Progress| {
+                    state.failed = Some(e.kind());
+                    *error2.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    let _ = progress_tx.send(state);
                 };
-                let mut batch = Some(first);
-                let mut done = false;
-                while let Some(chunk) = batch.take() {
-                    if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
-                        done = true;
-                        break;
+                loop {
+                    let first = match rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(c) => c,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Nothing to write: notice a reader that went away.
+                            if watch_pipe && stdout_reader_gone() {
+                                return fail(io::ErrorKind::BrokenPipe.into(), state);
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    };
+                    let mut batch = Some(first);
+                    let mut done = false;
+                    while let Some(chunk) = batch.take() {
+                        if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+                            done = true;
+                            break;
+                        }
+                        if let Err(e) = sink.write_all(&chunk.bytes) {
+                            return fail(e, state);
+                        }
+                        state.seq = chunk.seq;
+                        state.bytes += chunk.bytes.len() as u64;
+                        state.commit_end = chunk.commit_end.or(state.commit_end);
+                        let mut bytes = chunk.bytes;
+                        bytes.clear();
+                        let _ = spare_tx.try_send(bytes);
+                        batch = rx.try_recv().ok();
                     }
-                    if let Err(e) = sink.write_all(&chunk.bytes) {
+                    if let Err(e) = sink.flush() {
                         return fail(e, state);
                     }
-                    state.seq = chunk.seq;
-                    state.bytes += chunk.bytes.len() as u64;
-                    state.commit_end = chunk.commit_end.or(state.commit_end);
-                    let mut bytes = chunk.bytes;
-                    bytes.clear();
-                    let _ = spare_tx.try_send(bytes);
-                    batch = rx.try_recv().ok();
-                }
-                if let Err(e) = sink.flush() {
-                    return fail(e, state);
-                }
-                if let Some(f) = &sync_file {
-                    if let Err(e) = f.sync_data() {
-                        return fail(e, state);
+                    if let Some(f) = &sync_file {
+                        if let Err(e) = f.sync_data() {
+                            return fail(e, state);
+                        }
+                    }
+                    if progress_tx.send(state).is_err() || done {
+                        return;
                     }
                 }
-                if progress_tx.send(state).is_err() || done {
-                    return;
-                }
-            }
-        })?;
-        Ok(Writer { tx, progress, spare, error, abandon })
+            })?;
+        Ok(Writer {
+            tx,
+            progress,
+            spare,
+            error,
+            abandon,
+        })
     }
 
     /// Hands a chunk over without waiting; gives it back when the queue is
@@ -143,7 +153,9 @@ impl Writer {
 
     /// A cleared buffer to fill with the next chunk.
     pub fn buffer(&self) -> Vec<u8> {
-        self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(128 * 1024))
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(128 * 1024))
     }
 
     /// Progress reports; `changed()` wakes after each flush.
@@ -154,7 +166,8 @@ impl Writer {
     /// Writes nothing more that is queued (the chunk being written, if any,
     /// still completes).
     pub fn abandon(&self) {
-        self.abandon.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.abandon
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The error that stopped the thread, once.
@@ -166,7 +179,11 @@ impl Writer {
 /// Whether stdout is a pipe whose reader has closed it (poll reports an
 /// error condition on the write end).
 fn stdout_reader_gone() -> bool {
-    let mut fds = libc::pollfd { fd: 1, events: 0, revents: 0 };
+    let mut fds = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut fds, 1, 0) };
     n == 1 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0

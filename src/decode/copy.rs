@@ -33,7 +33,11 @@ impl CopyRow {
     /// Parses `line` (without its `\n`), which must hold `ncols` values.
     /// Returns the bytes the datums point into (`line` itself, or the
     /// unescaped copy) and one datum per column.
-    pub fn parse<'a>(&'a mut self, line: &'a [u8], ncols: usize) -> Result<(&'a [u8], &'a [RawDatum]), CopyError> {
+    pub fn parse<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        ncols: usize,
+    ) -> Result<(&'a [u8], &'a [RawDatum]), CopyError> {
         self.datums.clear();
         if u32::try_from(line.len()).is_err() {
             return Err(CopyError::TooLong);
@@ -61,7 +65,10 @@ impl CopyRow {
             line
         };
         if self.datums.len() != ncols {
-            return Err(CopyError::Columns { got: self.datums.len(), want: ncols });
+            return Err(CopyError::Columns {
+                got: self.datums.len(),
+                want: ncols,
+            });
         }
         Ok((data, &self.datums))
     }
@@ -101,7 +108,10 @@ impl CopyRow {
 /// Offsets fit: the line's length was checked against `u32`, and an
 /// unescaped value is never longer than its escaped form.
 fn text(start: usize, end: usize) -> RawDatum {
-    RawDatum::Text { start: start as u32, end: end as u32 }
+    RawDatum::Text {
+        start: start as u32,
+        end: end as u32,
+    }
 }
 
 /// Resolves the escape whose backslash is just before `line[i]` into
@@ -182,7 +192,10 @@ mod tests {
 
     #[test]
     fn null_and_escapes() {
-        assert_eq!(values(b"\\N\t\\\\N\ta\\tb\\nc", 3), [None, s("\\N"), s("a\tb\nc")]);
+        assert_eq!(
+            values(b"\\N\t\\\\N\ta\\tb\\nc", 3),
+            [None, s("\\N"), s("a\tb\nc")]
+        );
         assert_eq!(values(b"\\b\\f\\r\\v\\\\", 1), [s("\u{8}\u{c}\r\u{b}\\")]);
         assert_eq!(values(b"\\101\\7\\0101", 1), [s("A\u{7}\u{8}1")]);
         assert_eq!(values(b"\\x41\\x4g\\xz", 1), [s("A\u{4}gxz")]);
@@ -200,8 +213,14 @@ mod tests {
     #[test]
     fn wrong_column_count_is_an_error() {
         let mut row = CopyRow::default();
-        assert_eq!(row.parse(b"1\t2", 3).unwrap_err(), CopyError::Columns { got: 2, want: 3 });
-        assert_eq!(row.parse(b"1\\t2", 2).unwrap_err(), CopyError::Columns { got: 1, want: 2 });
+        assert_eq!(
+            row.parse(b"1\t2", 3).unwrap_err(),
+            CopyError::Columns { got: 2, want: 3 }
+        );
+        assert_eq!(
+            row.parse(b"1\\t2", 2).unwrap_err(),
+            CopyError::Columns { got: 1, want: 2 }
+        );
         assert!(row.parse(b"", 0).is_ok());
         assert!(row.parse(b"x", 0).is_err());
     }

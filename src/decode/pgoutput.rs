@@ -69,7 +69,12 @@ impl PgOutput {
     /// Parses a Relation message into the cache, unless the catalog lacks
     /// something: then nothing changes (but `pk_asked`) and the pipeline
     /// retries with the same bytes.
-    fn relation(&mut self, r: &mut Reader<'_>, catalog: &Catalog, sink: &mut dyn Sink) -> Result<Decoded, DecodeError> {
+    fn relation(
+        &mut self,
+        r: &mut Reader<'_>,
+        catalog: &Catalog,
+        sink: &mut dyn Sink,
+    ) -> Result<Decoded, DecodeError> {
         self.stream_prefix(r)?;
         let relid = r.u32()?;
         let schema = match r.cstr()? {
@@ -193,7 +198,12 @@ impl PgOutput {
         let mut ev = Event::new(op);
         ev.relation = Some(rel);
         ev.lsn = Some(lsn);
-        set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
+        set_tx(
+            &mut ev,
+            self.tx,
+            self.stream_xid.zip(xid),
+            self.origin.as_deref(),
+        );
         let data = r.buf;
         ev.old = old_key_only.map(|key_only| Row {
             relation: rel,
@@ -237,7 +247,12 @@ impl PgOutput {
             ev.relation = self.relations.get(&ids.u32()?);
             ev.lsn = Some(lsn);
             ev.truncate = Some(flags);
-            set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
+            set_tx(
+                &mut ev,
+                self.tx,
+                self.stream_xid.zip(xid),
+                self.origin.as_deref(),
+            );
             emit(sink, r, &ev)?;
         }
         Ok(())
@@ -315,7 +330,12 @@ impl Decoder for PgOutput {
                     transactional,
                 });
                 if transactional {
-                    set_tx(&mut ev, self.tx, self.stream_xid.zip(xid), self.origin.as_deref());
+                    set_tx(
+                        &mut ev,
+                        self.tx,
+                        self.stream_xid.zip(xid),
+                        self.origin.as_deref(),
+                    );
                 }
                 emit(sink, &r, &ev)?;
             }
@@ -376,7 +396,12 @@ impl Decoder for PgOutput {
 /// streamed transaction's xid, and `subxid` when the change belongs to one
 /// of its subtransactions (what a `stream_abort` with that subxid undoes);
 /// else the current transaction.
-fn set_tx<'a>(ev: &mut Event<'a>, tx: Option<Tx>, stream: Option<(u32, u32)>, origin: Option<&'a str>) {
+fn set_tx<'a>(
+    ev: &mut Event<'a>,
+    tx: Option<Tx>,
+    stream: Option<(u32, u32)>,
+    origin: Option<&'a str>,
+) {
     ev.origin = origin;
     if let Some((top, own)) = stream {
         ev.streamed = true;
@@ -795,7 +820,10 @@ mod tests {
         let r1 = rel(None, 1, b'd', &[(0, "a", 25), (1, "id", 20)]);
         let i = ins(None, 1, &[T("x"), T("8")]);
         let out = feed(&mut d, &[&r1, &i]);
-        assert_eq!(out, ["relation public.r1", "insert public.r1 lsn=5 new=a:x,id:8,"]);
+        assert_eq!(
+            out,
+            ["relation public.r1", "insert public.r1 lsn=5 new=a:x,id:8,"]
+        );
         assert_eq!(d.relations[&1].key, [1]);
         let old_shape = ins(None, 1, &[T("7"), T("x"), N]);
         assert_eq!(

@@ -275,7 +275,11 @@ fn write_float(out: &mut Vec<u8>, t: &[u8], single: bool) -> Option<()> {
     // Rare: a huge exponent (check it is finite), a form JSON forbids, or
     // that many digits.
     let text = std::str::from_utf8(t).ok()?;
-    let v: f64 = if single { f64::from(text.parse::<f32>().ok()?) } else { text.parse().ok()? };
+    let v: f64 = if single {
+        f64::from(text.parse::<f32>().ok()?)
+    } else {
+        text.parse().ok()?
+    };
     if !v.is_finite() {
         return None;
     }
@@ -302,9 +306,16 @@ fn write_float(out: &mut Vec<u8>, t: &[u8], single: bool) -> Option<()> {
 
 /// The significant digits of a decimal number's mantissa.
 fn significant_digits(t: &[u8]) -> usize {
-    let mantissa = t.split(|&c| c == b'e' || c == b'E').next().unwrap_or_default();
+    let mantissa = t
+        .split(|&c| c == b'e' || c == b'E')
+        .next()
+        .unwrap_or_default();
     let digits = mantissa.iter().filter(|c| c.is_ascii_digit());
-    let leading_zeros = mantissa.iter().take_while(|&&c| matches!(c, b'0' | b'.' | b'-')).filter(|&&c| c == b'0').count();
+    let leading_zeros = mantissa
+        .iter()
+        .take_while(|&&c| matches!(c, b'0' | b'.' | b'-'))
+        .filter(|&&c| c == b'0')
+        .count();
     digits.count() - leading_zeros
 }
 
@@ -947,7 +958,10 @@ int[] ≠  | { | } | {1,} | {,1} | {1}} | {{1} | {1}x | {"a} | [1:2]{1} | [1:2]=
         assert_eq!(w(&ValueKind::Float4, "0.100000001"), "0.1");
         assert_eq!(w(&ValueKind::Float, "1.0000000000000001e+300"), "1e300");
         assert_eq!(w(&ValueKind::Float, "0.1"), "0.1");
-        assert_eq!(w(&ValueKind::Float, "1.2345678901234567"), "1.2345678901234567");
+        assert_eq!(
+            w(&ValueKind::Float, "1.2345678901234567"),
+            "1.2345678901234567"
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub(super) struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn max_reached(&self) -> bool {
-        self.config.max_changes.is_some_and(|max| self.stats.changes >= max)
+        self.config
+            .max_changes
+            .is_some_and(|max| self.stats.changes >= max)
     }
 
     /// A transaction (plain or streamed) ended at `end`.
@@ -61,7 +63,8 @@ impl Sink for Emitter<'_> {
                 return Ok(());
             }
         }
-        let past_end = |lsn: Option<Lsn>| matches!((self.end_lsn, lsn), (Some(end), Some(l)) if l > end);
+        let past_end =
+            |lsn: Option<Lsn>| matches!((self.end_lsn, lsn), (Some(end), Some(l)) if l > end);
         match ev.op {
             Op::Begin => {
                 if past_end(ev.commit_lsn) {
@@ -126,4 +129,3 @@ impl Sink for Emitter<'_> {
         Ok(())
     }
 }
-

@@ -116,12 +116,28 @@ pub async fn run(config: Config, control: Control) -> Result<()> {
 }
 
 /// Runs sessions, reconnecting with capped backoff after transient errors.
-async fn reconnect_loop(config: &Config, control: Control, writer: &mut Writer, st: &mut RunState) -> Result<()> {
-    let Control { mut shutdown, mut report } = control;
+async fn reconnect_loop(
+    config: &Config,
+    control: Control,
+    writer: &mut Writer,
+    st: &mut RunState,
+) -> Result<()> {
+    let Control {
+        mut shutdown,
+        mut report,
+    } = control;
     let mut backoff = Duration::from_secs(1);
     loop {
         let mut streamed = false;
-        let result = session(config, writer, st, &mut shutdown, &mut report, &mut streamed).await;
+        let result = session(
+            config,
+            writer,
+            st,
+            &mut shutdown,
+            &mut report,
+            &mut streamed,
+        )
+        .await;
         match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && !config.no_loop && !*shutdown.borrow() => {
@@ -142,12 +158,16 @@ async fn reconnect_loop(config: &Config, control: Control, writer: &mut Writer, 
 
 async fn drop_slot(config: &Config) -> Result<()> {
     let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await?;
-    let dropped = repl.simple_query(&commands::drop_slot(&config.slot)).await.map_err(|e| match e {
-        Error::Server { source, .. } if source.code == "42704" => {
-            Error::usage(format!("replication slot \"{}\" does not exist", config.slot))
-        }
-        e => e,
-    });
+    let dropped = repl
+        .simple_query(&commands::drop_slot(&config.slot))
+        .await
+        .map_err(|e| match e {
+            Error::Server { source, .. } if source.code == "42704" => Error::usage(format!(
+                "replication slot \"{}\" does not exist",
+                config.slot
+            )),
+            e => e,
+        });
     // With the slot gone (or never there), so is its unfinished snapshot.
     if matches!(&dropped, Ok(_) | Err(Error::Usage(_))) {
         snapshot::drop_marker(&mut repl, &config.slot).await?;
@@ -162,7 +182,11 @@ async fn drop_slot(config: &Config) -> Result<()> {
 /// `wal_sender_timeout`, so that the server hears from us in time even
 /// while output is blocked and its keepalive requests sit unread.
 fn status_interval(config: &Config, wal_sender_timeout_ms: Option<u64>) -> Duration {
-    let user = if config.status_interval.is_zero() { Duration::from_secs(3600) } else { config.status_interval };
+    let user = if config.status_interval.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        config.status_interval
+    };
     match wal_sender_timeout_ms {
         Some(ms) if ms > 0 => user.min(Duration::from_millis(ms / 2)),
         _ => user,
@@ -186,7 +210,10 @@ async fn session(
         r = start_stream(config, st, writer) => r?,
     };
     *streamed = true;
-    st.notifier.notify(&format!("READY=1\nSTATUS=streaming from slot {}", config.slot));
+    st.notifier.notify(&format!(
+        "READY=1\nSTATUS=streaming from slot {}",
+        config.slot
+    ));
     let mut stream = Stream {
         config,
         repl,
@@ -219,4 +246,3 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
         std::future::pending::<()>().await;
     }
 }
-

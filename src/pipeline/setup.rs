@@ -32,7 +32,11 @@ pub(super) async fn start_stream(
             "wal_level is \"{wal_level}\"; set wal_level = logical in postgresql.conf and restart the server"
         )));
     }
-    let wst: u64 = catalog.setting("wal_sender_timeout").await?.parse().unwrap_or(0);
+    let wst: u64 = catalog
+        .setting("wal_sender_timeout")
+        .await?
+        .parse()
+        .unwrap_or(0);
     // On a reconnect the slot may still be held by the walsender of the
     // lost connection: that clears up by itself, so it is retried.
     let reconnect = st.started;
@@ -75,7 +79,10 @@ pub(super) async fn start_stream(
     let confirmed = match &slot {
         Some(s) => {
             debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
-            s.confirmed_flush.as_deref().and_then(parse_lsn).unwrap_or(0)
+            s.confirmed_flush
+                .as_deref()
+                .and_then(parse_lsn)
+                .unwrap_or(0)
         }
         None if config.snapshot => {
             let RunState { ack, stats, .. } = &mut *st;
@@ -83,16 +90,28 @@ pub(super) async fn start_stream(
         }
         None => {
             let rows = repl
-                .simple_query(&commands::create_slot(&config.slot, plugin.name(), config.temporary_slot))
+                .simple_query(&commands::create_slot(
+                    &config.slot,
+                    plugin.name(),
+                    config.temporary_slot,
+                ))
                 .await?;
-            let point = rows.first().and_then(|r| r.get(1).cloned().flatten()).and_then(|s| parse_lsn(&s));
-            info!("created slot {} at {}", config.slot, point.map(fmt_lsn).unwrap_or_default());
+            let point = rows
+                .first()
+                .and_then(|r| r.get(1).cloned().flatten())
+                .and_then(|s| parse_lsn(&s));
+            info!(
+                "created slot {} at {}",
+                config.slot,
+                point.map(fmt_lsn).unwrap_or_default()
+            );
             point.unwrap_or(0)
         }
     };
     let start = config.start_lsn.filter(|_| !st.started).unwrap_or(0);
     st.started = true;
-    st.ack.restart(confirmed.max(start), status_interval(config, Some(wst)));
+    st.ack
+        .restart(confirmed.max(start), status_interval(config, Some(wst)));
 
     repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
         .await
@@ -107,12 +126,17 @@ type PluginSetup = (Vec<(&'static str, String)>, Box<dyn Decoder>);
 fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup> {
     let proto = proto_version(config, server_version)?;
     if config.include_messages && server_version < 140000 {
-        return Err(Error::usage("--include-messages needs PostgreSQL 14 or later"));
+        return Err(Error::usage(
+            "--include-messages needs PostgreSQL 14 or later",
+        ));
     }
     debug!("pgoutput protocol version {proto}");
     let mut options = vec![
         ("proto_version", proto.to_string()),
-        ("publication_names", commands::publication_names(&config.publications)),
+        (
+            "publication_names",
+            commands::publication_names(&config.publications),
+        ),
     ];
     if config.include_messages {
         options.push(("messages", "true".into()));
@@ -142,19 +166,29 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
 /// still applies to what arrives).
 async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<PluginSetup> {
     if config.proto_version.is_some() {
-        return Err(Error::usage("--proto-version applies to pgoutput slots only"));
+        return Err(Error::usage(
+            "--proto-version applies to pgoutput slots only",
+        ));
     }
     if config.streaming {
-        return Err(Error::usage("--streaming needs a pgoutput slot: wal2json cannot stream in-progress transactions"));
+        return Err(Error::usage(
+            "--streaming needs a pgoutput slot: wal2json cannot stream in-progress transactions",
+        ));
     }
     if config.origin.is_some() {
         return Err(Error::usage("--origin applies to pgoutput slots only"));
     }
-    let mut options: Vec<(&'static str, String)> =
-        wal2json::OPTIONS.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    let mut options: Vec<(&'static str, String)> = wal2json::OPTIONS
+        .iter()
+        .map(|&(k, v)| (k, v.to_string()))
+        .collect();
     let list = |tables: &[(Option<&str>, Option<&str>)]| {
         let part = |p: Option<&str>| p.map_or_else(|| "*".to_string(), wal2json_escape);
-        tables.iter().map(|&(s, t)| format!("{}.{}", part(s), part(t))).collect::<Vec<_>>().join(",")
+        tables
+            .iter()
+            .map(|&(s, t)| format!("{}.{}", part(s), part(t)))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     if !config.publications.is_empty() && !catalog.any_all_tables(&config.publications).await? {
         // The published tables that --table/--exclude-table let through.
@@ -196,12 +230,19 @@ fn wal2json_escape(name: &str) -> String {
 }
 
 /// Reads the slot, waiting briefly for a previous run's walsender to let go.
-async fn wait_for_slot(config: &Config, catalog: &CatalogConn, reconnect: bool) -> Result<Option<SlotInfo>> {
+async fn wait_for_slot(
+    config: &Config,
+    catalog: &CatalogConn,
+    reconnect: bool,
+) -> Result<Option<SlotInfo>> {
     let deadline = Instant::now() + SLOT_RELEASE_WAIT;
     loop {
         let slot = catalog.slot(&config.slot).await?;
         match &slot {
-            Some(SlotInfo { active_pid: Some(pid), .. }) => {
+            Some(SlotInfo {
+                active_pid: Some(pid),
+                ..
+            }) => {
                 if Instant::now() >= deadline {
                     return Err(slot_in_use(config, &pid.to_string(), reconnect));
                 }
@@ -215,7 +256,10 @@ async fn wait_for_slot(config: &Config, catalog: &CatalogConn, reconnect: bool) 
 fn slot_in_use(config: &Config, pid: &str, reconnect: bool) -> Error {
     if reconnect {
         return Error::connection(
-            format!("replication slot \"{}\" is still active for PID {pid}", config.slot),
+            format!(
+                "replication slot \"{}\" is still active for PID {pid}",
+                config.slot
+            ),
             std::io::Error::other("waiting for the previous connection's walsender to exit"),
         );
     }
@@ -238,7 +282,9 @@ fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
     };
     let name = &config.slot;
     if !slot.logical {
-        return Err(Error::usage(format!("replication slot \"{name}\" is a physical slot; use a logical slot")));
+        return Err(Error::usage(format!(
+            "replication slot \"{name}\" is a physical slot; use a logical slot"
+        )));
     }
     if slot.database.as_deref() != Some(config.conn.dbname.as_str()) {
         return Err(Error::usage(format!(
@@ -307,4 +353,3 @@ fn explain_slot_error(config: &Config, e: Error, reconnect: bool) -> Error {
         _ => e,
     }
 }
-

@@ -19,8 +19,8 @@ use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::CatalogConn;
 use crate::writer::{Chunk, Writer};
 
-use super::{silence_limit, stop_requested, RunState, Stop, CHUNK_BYTES, STOP_GRACE, WRITE_GRACE};
 use super::emit::Emitter;
+use super::{silence_limit, stop_requested, RunState, Stop, CHUNK_BYTES, STOP_GRACE, WRITE_GRACE};
 
 /// The streaming loop of one session.
 pub(super) struct Stream<'c> {
@@ -61,7 +61,11 @@ impl Stream<'_> {
             // While the server has more ready, keep filling the buffer: a
             // chunk goes to the writer when it is big, when we stop, or when
             // the stream goes idle (nothing more to read right now).
-            if self.pending.is_none() && self.stop.is_none() && !self.out.is_empty() && self.out.len() < CHUNK_BYTES {
+            if self.pending.is_none()
+                && self.stop.is_none()
+                && !self.out.is_empty()
+                && self.out.len() < CHUNK_BYTES
+            {
                 if let Some(event) = self.repl.recv().now_or_never() {
                     self.on_event(event?, st).await?;
                     continue;
@@ -159,7 +163,11 @@ impl Stream<'_> {
     fn hand_over(&mut self, writer: &Writer, st: &mut RunState) {
         if self.pending.is_none() && (!self.out.is_empty() || self.commit_end.is_some()) {
             let bytes = mem::replace(&mut self.out, writer.buffer());
-            self.pending = Some(Chunk { seq: st.ack.handed(), bytes, commit_end: self.commit_end.take() });
+            self.pending = Some(Chunk {
+                seq: st.ack.handed(),
+                bytes,
+                commit_end: self.commit_end.take(),
+            });
         }
         if let Some(chunk) = self.pending.take() {
             self.pending = writer.try_send(chunk).err();
@@ -180,12 +188,17 @@ impl Stream<'_> {
     async fn on_copy_data(&mut self, bytes: bytes::Bytes, st: &mut RunState) -> Result<()> {
         match CopyMessage::parse(bytes).map_err(|e| Error::Protocol(e.to_string()))? {
             CopyMessage::Keepalive { wal_end, reply } => {
-                st.ack.keepalive(wal_end, !self.out.is_empty() || self.commit_end.is_some());
+                st.ack
+                    .keepalive(wal_end, !self.out.is_empty() || self.commit_end.is_some());
                 st.stats.server = st.stats.server.max(wal_end);
                 if let Some(end) = st.end_lsn {
                     if !st.ack.in_txn() {
                         if wal_end >= end {
-                            debug!("reached --end-lsn {} (server at {})", fmt_lsn(end), fmt_lsn(wal_end));
+                            debug!(
+                                "reached --end-lsn {} (server at {})",
+                                fmt_lsn(end),
+                                fmt_lsn(wal_end)
+                            );
                             self.stop = Some(Stop::EndLsn);
                         } else {
                             self.poll_at = Some(Instant::now() + Duration::from_millis(100));
@@ -196,9 +209,19 @@ impl Stream<'_> {
                     self.send_status(st, false).await?;
                 }
             }
-            CopyMessage::XLogData { wal_start, wal_end, data } => loop {
+            CopyMessage::XLogData {
+                wal_start,
+                wal_end,
+                data,
+            } => loop {
                 st.stats.server = st.stats.server.max(wal_end);
-                let RunState { ack, catalog, end_lsn, stats, .. } = &mut *st;
+                let RunState {
+                    ack,
+                    catalog,
+                    end_lsn,
+                    stats,
+                    ..
+                } = &mut *st;
                 let mut sink = Emitter {
                     config: self.config,
                     out: &mut self.out,
@@ -209,11 +232,14 @@ impl Stream<'_> {
                     stats,
                     end_lsn: *end_lsn,
                 };
-                let decoded = self.decoder.decode(wal_start, &data, catalog, &mut sink).map_err(|source| Error::Decode {
-                    slot: self.config.slot.clone(),
-                    lsn: fmt_lsn(wal_start),
-                    source,
-                })?;
+                let decoded = self
+                    .decoder
+                    .decode(wal_start, &data, catalog, &mut sink)
+                    .map_err(|source| Error::Decode {
+                        slot: self.config.slot.clone(),
+                        lsn: fmt_lsn(wal_start),
+                        source,
+                    })?;
                 match decoded {
                     Decoded::Done => break,
                     Decoded::Need(request) => {
@@ -233,9 +259,15 @@ impl Stream<'_> {
         debug!("status update: flushed {}", fmt_lsn(lsn));
         if lsn != st.stats.acked {
             st.stats.acked = lsn;
-            st.notifier.notify(&format!("STATUS=streaming from slot {}, acknowledged {}", self.config.slot, fmt_lsn(lsn)));
+            st.notifier.notify(&format!(
+                "STATUS=streaming from slot {}, acknowledged {}",
+                self.config.slot,
+                fmt_lsn(lsn)
+            ));
         }
-        self.repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf)).await
+        self.repl
+            .send(|buf| standby_status_update(lsn, pg_now(), reply, buf))
+            .await
     }
 
     /// Ends the session: a final status update acknowledging what was
@@ -246,7 +278,8 @@ impl Stream<'_> {
             let lsn = st.ack.report(Instant::now());
             st.stats.acked = lsn;
             debug!("final status update: flushed {}", fmt_lsn(lsn));
-            repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf)).await?;
+            repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
+                .await?;
             match timeout(Duration::from_millis(500), repl.finish()).await {
                 Ok(Err(e)) => debug!("ending the stream: {e}"),
                 Err(_) => debug!("the server did not end the stream in time"),
@@ -256,4 +289,3 @@ impl Stream<'_> {
         result
     }
 }
-

@@ -28,13 +28,22 @@ pub fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
 /// result's `snapshot_name` can then be imported by other sessions until
 /// this connection's next command. `(SNAPSHOT 'export')` from PostgreSQL 15
 /// on, `EXPORT_SNAPSHOT` before.
-pub fn create_slot_exporting(slot: &str, plugin: &str, temporary: bool, server_version: u32) -> String {
+pub fn create_slot_exporting(
+    slot: &str,
+    plugin: &str,
+    temporary: bool,
+    server_version: u32,
+) -> String {
     format!(
         "CREATE_REPLICATION_SLOT {}{} LOGICAL {} {}",
         quote_ident(slot),
         if temporary { " TEMPORARY" } else { "" },
         quote_ident(plugin),
-        if server_version >= 150000 { "(SNAPSHOT 'export')" } else { "EXPORT_SNAPSHOT" }
+        if server_version >= 150000 {
+            "(SNAPSHOT 'export')"
+        } else {
+            "EXPORT_SNAPSHOT"
+        }
     )
 }
 
@@ -46,7 +55,11 @@ pub fn drop_slot(slot: &str) -> String {
 /// `START_REPLICATION … LOGICAL lsn (options)`; option values are quoted
 /// literals, option names quoted identifiers.
 pub fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> String {
-    let mut sql = format!("START_REPLICATION SLOT {} LOGICAL {}", quote_ident(slot), fmt_lsn(lsn));
+    let mut sql = format!(
+        "START_REPLICATION SLOT {} LOGICAL {}",
+        quote_ident(slot),
+        fmt_lsn(lsn)
+    );
     if !options.is_empty() {
         let opts: Vec<String> = options
             .iter()
@@ -61,7 +74,11 @@ pub fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> St
 
 /// pgoutput's `publication_names` value: a list of quoted identifiers.
 pub fn publication_names(names: &[String]) -> String {
-    names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(",")
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -62,7 +62,10 @@ impl ReplicationConn {
     /// One connection with libpq's sslmode plan: at most two attempts (see
     /// [`tls::with_retry`]).
     async fn connect_inner(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
-        tls::with_retry(params, |transport| Self::attempt(params, settings, transport)).await
+        tls::with_retry(params, |transport| {
+            Self::attempt(params, settings, transport)
+        })
+        .await
     }
 
     /// Socket, SSL negotiation, startup and authentication.
@@ -71,11 +74,21 @@ impl ReplicationConn {
         settings: &[(&str, &str)],
         transport: Transport,
     ) -> std::result::Result<Self, Failed> {
-        let other = |e| Failed::new(Stage::Other, Error::connection(format!("cannot connect to {params}"), e));
+        let other = |e| {
+            Failed::new(
+                Stage::Other,
+                Error::connection(format!("cannot connect to {params}"), e),
+            )
+        };
         let (stream, tls): (Box<dyn Stream>, Option<TlsInfo>) = match params.socket_path() {
-            Some(path) => (Box::new(UnixStream::connect(&path).await.map_err(other)?), None),
+            Some(path) => (
+                Box::new(UnixStream::connect(&path).await.map_err(other)?),
+                None,
+            ),
             None => {
-                let tcp = TcpStream::connect((params.host.as_str(), params.port)).await.map_err(other)?;
+                let tcp = TcpStream::connect((params.host.as_str(), params.port))
+                    .await
+                    .map_err(other)?;
                 tcp.set_nodelay(true).map_err(other)?;
                 match tls::negotiate(tcp, params, transport).await? {
                     Negotiated::Plain(tcp) => (Box::new(tcp), None),
@@ -99,7 +112,8 @@ impl ReplicationConn {
                 ("client_encoding", "UTF8"),
             ];
             startup.extend_from_slice(settings);
-            frontend::startup_message(startup.iter().copied(), &mut conn.wbuf).map_err(protocol_err)?;
+            frontend::startup_message(startup.iter().copied(), &mut conn.wbuf)
+                .map_err(protocol_err)?;
             conn.flush().await?;
             conn.authenticate(params, tls.as_ref()).await
         };
@@ -117,20 +131,25 @@ impl ReplicationConn {
     /// session's channel-binding data (`None` on a plain connection).
     async fn authenticate(&mut self, params: &ConnParams, tls: Option<&TlsInfo>) -> Result<()> {
         let password = || {
-            params.password.as_deref().map(str::as_bytes).ok_or_else(|| {
-                Error::usage(format!(
-                    "password authentication failed for user \"{}\": no password supplied; \
+            params
+                .password
+                .as_deref()
+                .map(str::as_bytes)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "password authentication failed for user \"{}\": no password supplied; \
                      set PGPASSWORD or add it to ~/.pgpass",
-                    params.user
-                ))
-            })
+                        params.user
+                    ))
+                })
         };
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
             match self.read_message().await? {
                 backend::Message::AuthenticationOk => {}
                 backend::Message::AuthenticationCleartextPassword => {
-                    frontend::password_message(password()?, &mut self.wbuf).map_err(protocol_err)?;
+                    frontend::password_message(password()?, &mut self.wbuf)
+                        .map_err(protocol_err)?;
                     self.flush().await?;
                 }
                 backend::Message::AuthenticationMd5Password(body) => {
@@ -140,15 +159,21 @@ impl ReplicationConn {
                     self.flush().await?;
                 }
                 backend::Message::AuthenticationSasl(body) => {
-                    let mechanisms: Vec<String> =
-                        body.mechanisms().map(|m| Ok(m.to_string())).collect().map_err(protocol_err)?;
+                    let mechanisms: Vec<String> = body
+                        .mechanisms()
+                        .map(|m| Ok(m.to_string()))
+                        .collect()
+                        .map_err(protocol_err)?;
                     let Some((mechanism, binding)) = tls::scram_choice(&mechanisms, tls) else {
                         return Err(Error::usage(format!(
                             "server asks for unsupported SASL mechanisms: {}",
                             mechanisms.join(", ")
                         )));
                     };
-                    debug!("authenticating with {mechanism} (channel binding: {})", binding.name());
+                    debug!(
+                        "authenticating with {mechanism} (channel binding: {})",
+                        binding.name()
+                    );
                     let s = sasl::ScramSha256::new(password()?, binding.to_sasl());
                     frontend::sasl_initial_response(mechanism, s.message(), &mut self.wbuf)
                         .map_err(protocol_err)?;
@@ -166,7 +191,10 @@ impl ReplicationConn {
                     s.finish(body.data()).map_err(protocol_err)?;
                 }
                 backend::Message::ParameterStatus(body) => {
-                    let (name, value) = (body.name().map_err(protocol_err)?, body.value().map_err(protocol_err)?);
+                    let (name, value) = (
+                        body.name().map_err(protocol_err)?,
+                        body.value().map_err(protocol_err)?,
+                    );
                     if name == "server_version" {
                         self.server_version = parse_server_version(value);
                     }
@@ -210,7 +238,9 @@ impl ReplicationConn {
                         .map_err(protocol_err)?;
                     rows.push(row);
                 }
-                backend::Message::ErrorResponse(body) => error = Some(server_error(&body, sql_context(sql))),
+                backend::Message::ErrorResponse(body) => {
+                    error = Some(server_error(&body, sql_context(sql)))
+                }
                 backend::Message::NoticeResponse(body) => log_notice(&body),
                 backend::Message::ReadyForQuery(_) => {
                     return match error {
@@ -347,12 +377,17 @@ fn reparse(frame: Frame) -> Result<backend::Message> {
     buf.extend_from_slice(&[frame.tag]);
     buf.extend_from_slice(&(frame.body.len() as i32 + 4).to_be_bytes());
     buf.extend_from_slice(&frame.body);
-    backend::Message::parse(&mut buf).map_err(protocol_err)?.ok_or_else(|| unexpected("short frame"))
+    backend::Message::parse(&mut buf)
+        .map_err(protocol_err)?
+        .ok_or_else(|| unexpected("short frame"))
 }
 
 /// `15.4 (Debian …)` → 150004; `9.6.1` → 90601.
 fn parse_server_version(v: &str) -> u32 {
-    let numeric = v.split(|c: char| !c.is_ascii_digit() && c != '.').next().unwrap_or("");
+    let numeric = v
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap_or("");
     let mut parts = numeric.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
@@ -364,7 +399,12 @@ fn parse_server_version(v: &str) -> u32 {
 }
 
 fn fields(body: &backend::ErrorResponseBody) -> ServerError {
-    let mut e = ServerError { code: String::new(), message: String::new(), detail: None, hint: None };
+    let mut e = ServerError {
+        code: String::new(),
+        message: String::new(),
+        detail: None,
+        hint: None,
+    };
     let mut it = body.fields();
     while let Ok(Some(f)) = it.next() {
         let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
@@ -380,7 +420,10 @@ fn fields(body: &backend::ErrorResponseBody) -> ServerError {
 }
 
 fn server_error(body: &backend::ErrorResponseBody, context: String) -> Error {
-    Error::Server { context, source: fields(body) }
+    Error::Server {
+        context,
+        source: fields(body),
+    }
 }
 
 fn log_notice(body: &backend::NoticeResponseBody) {
@@ -422,7 +465,10 @@ fn unexpected(what: &str) -> Error {
 mod tests {
     #[test]
     fn server_version() {
-        assert_eq!(super::parse_server_version("15.18 (Debian 15.18-0+deb12u1)"), 150018);
+        assert_eq!(
+            super::parse_server_version("15.18 (Debian 15.18-0+deb12u1)"),
+            150018
+        );
         assert_eq!(super::parse_server_version("18beta1"), 180000);
         assert_eq!(super::parse_server_version("9.6.24"), 90624);
     }

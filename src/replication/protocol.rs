@@ -30,14 +30,21 @@ pub fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
     }
     let mut frame = buf.split_to(total);
     frame.advance(5);
-    Ok(Some(Frame { tag: header.tag(), body: frame.freeze() }))
+    Ok(Some(Frame {
+        tag: header.tag(),
+        body: frame.freeze(),
+    }))
 }
 
 /// A CopyData payload from the walsender.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CopyMessage {
     /// `w`: a chunk of plugin output starting at `wal_start`.
-    XLogData { wal_start: u64, wal_end: u64, data: Bytes },
+    XLogData {
+        wal_start: u64,
+        wal_end: u64,
+        data: Bytes,
+    },
     /// `k`: the server's position; `reply` asks for a status update now.
     Keepalive { wal_end: u64, reply: bool },
 }
@@ -56,7 +63,11 @@ impl CopyMessage {
                 let wal_start = body.get_u64();
                 let wal_end = body.get_u64();
                 let _send_time = body.get_i64();
-                Ok(CopyMessage::XLogData { wal_start, wal_end, data: body })
+                Ok(CopyMessage::XLogData {
+                    wal_start,
+                    wal_end,
+                    data: body,
+                })
             }
             b'k' => {
                 if body.len() < 17 {
@@ -67,7 +78,10 @@ impl CopyMessage {
                 let reply = body.get_u8() == 1;
                 Ok(CopyMessage::Keepalive { wal_end, reply })
             }
-            other => Err(invalid(&format!("unknown CopyData message type {:?}", other as char))),
+            other => Err(invalid(&format!(
+                "unknown CopyData message type {:?}",
+                other as char
+            ))),
         }
     }
 }
@@ -146,7 +160,11 @@ mod tests {
         w.extend(b"BODY");
         assert_eq!(
             CopyMessage::parse(Bytes::from(w)).unwrap(),
-            CopyMessage::XLogData { wal_start: 1, wal_end: 2, data: Bytes::from_static(b"BODY") }
+            CopyMessage::XLogData {
+                wal_start: 1,
+                wal_end: 2,
+                data: Bytes::from_static(b"BODY")
+            }
         );
         let mut k = vec![b'k'];
         k.extend(0x1_0000_0010u64.to_be_bytes());
@@ -154,7 +172,10 @@ mod tests {
         k.push(1);
         assert_eq!(
             CopyMessage::parse(Bytes::from(k.clone())).unwrap(),
-            CopyMessage::Keepalive { wal_end: 0x1_0000_0010, reply: true }
+            CopyMessage::Keepalive {
+                wal_end: 0x1_0000_0010,
+                reply: true
+            }
         );
         for n in 0..k.len() {
             assert!(CopyMessage::parse(Bytes::copy_from_slice(&k[..n])).is_err());

@@ -45,7 +45,10 @@ impl CatalogConn {
     /// and survive `RESET ALL`. Values must not contain spaces.
     pub async fn connect_with(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
         let context = || format!("cannot connect to {params}");
-        let options: Vec<String> = settings.iter().map(|(k, v)| format!("-c {k}={v}")).collect();
+        let options: Vec<String> = settings
+            .iter()
+            .map(|(k, v)| format!("-c {k}={v}"))
+            .collect();
         let options = options.join(" ");
         let options = options.as_str();
         let (client, conn) = tls::with_retry(params, |transport| async move {
@@ -59,8 +62,14 @@ impl CatalogConn {
                     MakeTls::none()
                 }
                 Transport::IfOffered | Transport::Required => {
-                    config.ssl_mode(if transport == Transport::Required { SslMode::Require } else { SslMode::Prefer });
-                    MakeTls::new(Connector::new(params).map_err(|e| Failed::new(Stage::Handshake, e))?)
+                    config.ssl_mode(if transport == Transport::Required {
+                        SslMode::Require
+                    } else {
+                        SslMode::Prefer
+                    });
+                    MakeTls::new(
+                        Connector::new(params).map_err(|e| Failed::new(Stage::Handshake, e))?,
+                    )
                 }
             };
             let started = make.started();
@@ -69,10 +78,15 @@ impl CatalogConn {
                     return failed;
                 }
                 let stage = match e.as_db_error() {
-                    Some(_) => Stage::Rejected { tls: started.load(Ordering::Relaxed) },
+                    Some(_) => Stage::Rejected {
+                        tls: started.load(Ordering::Relaxed),
+                    },
                     None => Stage::Other,
                 };
-                Failed::new(stage, tls::explain_rejection(pg_error(e, context()), params))
+                Failed::new(
+                    stage,
+                    tls::explain_rejection(pg_error(e, context()), params),
+                )
             })
         })
         .await?;
@@ -86,7 +100,10 @@ impl CatalogConn {
             .await
             .map_err(|e| pg_error(e, "reading server_version_num".into()))?
             .get(0);
-        Ok(CatalogConn { client, server_version: v.parse().unwrap_or(0) })
+        Ok(CatalogConn {
+            client,
+            server_version: v.parse().unwrap_or(0),
+        })
     }
 
     /// The tokio-postgres client, for what this type has no method for
@@ -131,11 +148,18 @@ impl CatalogConn {
     pub async fn missing_publications(&self, names: &[String]) -> Result<Vec<String>> {
         let rows = self
             .client
-            .query("SELECT pubname::text FROM pg_publication WHERE pubname = ANY($1)", &[&names])
+            .query(
+                "SELECT pubname::text FROM pg_publication WHERE pubname = ANY($1)",
+                &[&names],
+            )
             .await
             .map_err(|e| pg_error(e, "looking up publications".into()))?;
         let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        Ok(names.iter().filter(|n| !found.contains(n)).cloned().collect())
+        Ok(names
+            .iter()
+            .filter(|n| !found.contains(n))
+            .cloned()
+            .collect())
     }
 
     /// Whether any of these publications is FOR ALL TABLES.
@@ -164,7 +188,11 @@ impl CatalogConn {
 
     /// The slot, if it exists.
     pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
-        let wal_status = if self.server_version >= 130000 { "wal_status::text" } else { "NULL::text" };
+        let wal_status = if self.server_version >= 130000 {
+            "wal_status::text"
+        } else {
+            "NULL::text"
+        };
         let sql = format!(
             "SELECT plugin::text, database::text, slot_type = 'logical', active_pid, \
              confirmed_flush_lsn::text, {wal_status} FROM pg_replication_slots WHERE slot_name = $1"
@@ -238,7 +266,11 @@ impl CatalogConn {
         };
         let relid: u32 = row.get(0);
         let ident: String = row.get(1);
-        let generated = if self.server_version >= 120000 { "a.attgenerated <> ''" } else { "false" };
+        let generated = if self.server_version >= 120000 {
+            "a.attgenerated <> ''"
+        } else {
+            "false"
+        };
         let rows = self
             .client
             .query(
@@ -256,7 +288,12 @@ impl CatalogConn {
             key: row.get(2),
             columns: rows
                 .iter()
-                .map(|r| TableColumn { name: r.get(0), type_oid: r.get(1), generated: r.get(2), toastable: r.get(3) })
+                .map(|r| TableColumn {
+                    name: r.get(0),
+                    type_oid: r.get(1),
+                    generated: r.get(2),
+                    toastable: r.get(3),
+                })
                 .collect(),
         })
     }
@@ -279,7 +316,8 @@ impl CatalogConn {
                 .map_err(|e| pg_error(e, "looking up types".into()))?;
             let mut next = Vec::new();
             for r in &rows {
-                let fact: (i8, u32, u32, i8, bool) = (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+                let fact: (i8, u32, u32, i8, bool) =
+                    (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
                 let oid: u32 = r.get(0);
                 for dep in [fact.1, fact.2] {
                     if dep != 0 && builtin_kind(dep).is_none() && !facts.contains_key(&dep) {
@@ -333,7 +371,10 @@ fn resolve(oid: u32, facts: &HashMap<u32, (i8, u32, u32, i8, bool)>, depth: u32)
     if typtype == b'd' as i8 && base != 0 {
         resolve(base, facts, depth + 1)
     } else if is_array {
-        ValueKind::Array { elem: Box::new(resolve(elem, facts, depth + 1)), delim: delim as u8 }
+        ValueKind::Array {
+            elem: Box::new(resolve(elem, facts, depth + 1)),
+            delim: delim as u8,
+        }
     } else {
         ValueKind::Text
     }
@@ -357,7 +398,9 @@ pub fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
         None => e.to_string(),
     };
     if text.contains("password missing") {
-        return Error::usage(format!("{context}: no password supplied; set PGPASSWORD or add it to ~/.pgpass"));
+        return Error::usage(format!(
+            "{context}: no password supplied; set PGPASSWORD or add it to ~/.pgpass"
+        ));
     }
     if text.starts_with("invalid configuration") || text.starts_with("authentication") {
         return Error::usage(format!("{context}: {text}"));

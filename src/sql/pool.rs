@@ -48,11 +48,18 @@ pub type Pooled = managed::Object<Manager>;
 
 /// A pool of at most `size` connections to `params`, each started with
 /// `settings`.
-pub fn new(params: &ConnParams, size: usize, settings: Vec<(&'static str, &'static str)>) -> Result<Pool> {
-    Pool::builder(Manager { params: params.clone(), settings })
-        .max_size(size.max(1))
-        .build()
-        .map_err(|e| Error::Protocol(format!("cannot build the connection pool: {e}")))
+pub fn new(
+    params: &ConnParams,
+    size: usize,
+    settings: Vec<(&'static str, &'static str)>,
+) -> Result<Pool> {
+    Pool::builder(Manager {
+        params: params.clone(),
+        settings,
+    })
+    .max_size(size.max(1))
+    .build()
+    .map_err(|e| Error::Protocol(format!("cannot build the connection pool: {e}")))
 }
 
 /// Takes a connection, opening one when none is idle and the pool is not
@@ -60,6 +67,9 @@ pub fn new(params: &ConnParams, size: usize, settings: Vec<(&'static str, &'stat
 pub async fn get(pool: &Pool) -> Result<Pooled> {
     pool.get().await.map_err(|e| match e {
         managed::PoolError::Backend(e) => e,
-        e => Error::connection("taking a pooled connection", std::io::Error::other(e.to_string())),
+        e => Error::connection(
+            "taking a pooled connection",
+            std::io::Error::other(e.to_string()),
+        ),
     })
 }

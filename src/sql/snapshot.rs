@@ -63,8 +63,11 @@ const MARKER_SUFFIX: &str = "_pgstream_snapshot";
 /// the output settings: a long copy must not be cut by a server-wide
 /// timeout, and the exporting replication connection sits idle in its
 /// transaction while the pool copies (as pg_dump sets them).
-const NO_TIMEOUTS: &[(&str, &str)] =
-    &[("statement_timeout", "0"), ("lock_timeout", "0"), ("idle_in_transaction_session_timeout", "0")];
+const NO_TIMEOUTS: &[(&str, &str)] = &[
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+];
 
 /// The replication connection's startup settings.
 pub fn replication_settings(config: &Config) -> Vec<(&'static str, &'static str)> {
@@ -83,7 +86,9 @@ pub fn marker_name(slot: &str) -> String {
         return format!("{slot}{MARKER_SUFFIX}");
     }
     // FNV-1a: stable across runs and builds, unlike std's hasher.
-    let hash = slot.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = slot.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let keep = MAX_SLOT_NAME - MARKER_SUFFIX.len() - 9;
     let head: String = slot.chars().take(keep).collect();
     format!("{head}_{:08x}{MARKER_SUFFIX}", hash as u32)
@@ -92,7 +97,12 @@ pub fn marker_name(slot: &str) -> String {
 /// Before a session uses the slot: refuses a slot whose initial snapshot
 /// did not finish, drops a marker left without its slot, and refuses
 /// `--snapshot` for a slot that this run did not create.
-pub async fn check(config: &Config, catalog: &CatalogConn, slot_exists: bool, reconnect: bool) -> Result<()> {
+pub async fn check(
+    config: &Config,
+    catalog: &CatalogConn,
+    slot_exists: bool,
+    reconnect: bool,
+) -> Result<()> {
     let marker = marker_name(&config.slot);
     let marked = catalog.slot(&marker).await?.is_some_and(|m| !m.logical);
     if marked && slot_exists {
@@ -152,12 +162,24 @@ pub async fn take(
     if let Some(m) = &marker {
         catalog
             .client()
-            .execute("SELECT pg_create_physical_replication_slot($1, false, false)", &[&m.as_str()])
+            .execute(
+                "SELECT pg_create_physical_replication_slot($1, false, false)",
+                &[&m.as_str()],
+            )
             .await
             .map_err(|e| explain_marker(pg_error(e, format!("creating marker slot {m}")), m))?;
     }
-    let mut unfinished = Unfinished { slot: &config.slot, marker: marker.as_deref(), done: false };
-    let sql = commands::create_slot_exporting(&config.slot, plugin.name(), config.temporary_slot, repl.server_version);
+    let mut unfinished = Unfinished {
+        slot: &config.slot,
+        marker: marker.as_deref(),
+        done: false,
+    };
+    let sql = commands::create_slot_exporting(
+        &config.slot,
+        plugin.name(),
+        config.temporary_slot,
+        repl.server_version,
+    );
     let rows = match repl.simple_query(&sql).await {
         Ok(rows) => rows,
         Err(e) => {
@@ -172,9 +194,15 @@ pub async fn take(
     };
     let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
     let (Some(point), Some(name)) = (field(1).as_deref().and_then(parse_lsn), field(2)) else {
-        return Err(Error::Protocol(format!("CREATE_REPLICATION_SLOT returned no snapshot: {rows:?}")));
+        return Err(Error::Protocol(format!(
+            "CREATE_REPLICATION_SLOT returned no snapshot: {rows:?}"
+        )));
     };
-    info!("created slot {} at {} with snapshot {name}", config.slot, fmt_lsn(point));
+    info!(
+        "created slot {} at {} with snapshot {name}",
+        config.slot,
+        fmt_lsn(point)
+    );
 
     let mut settings = SESSION_SETTINGS.to_vec();
     settings.extend_from_slice(NO_TIMEOUTS);
@@ -184,7 +212,10 @@ pub async fn take(
         let conn = pool::get(&pool).await?;
         begin(&conn, &name).await?;
         let tables = tables::list(&conn, config, plugin).await?;
-        conn.client().batch_execute("COMMIT").await.map_err(|e| pg_error(e, "listing tables".into()))?;
+        conn.client()
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| pg_error(e, "listing tables".into()))?;
         tables
     };
     let mut progress = Progress::new(&tables);
@@ -194,7 +225,18 @@ pub async fn take(
         progress.estimate,
         config.pool_size.min(tables.len())
     );
-    copy(config, &pool, &name, tables, point, writer, ack, stats, &mut progress).await?;
+    copy(
+        config,
+        &pool,
+        &name,
+        tables,
+        point,
+        writer,
+        ack,
+        stats,
+        &mut progress,
+    )
+    .await?;
     drop(pool);
 
     if let Some(m) = &marker {
@@ -263,7 +305,13 @@ async fn copy(
     // aborts the tasks, and with them their connections.
     let mut workers = JoinSet::new();
     for _ in 0..workers_wanted {
-        workers.spawn(worker(pool.clone(), snapshot.clone(), queue.clone(), tx.clone(), point));
+        workers.spawn(worker(
+            pool.clone(),
+            snapshot.clone(),
+            queue.clone(),
+            tx.clone(),
+            point,
+        ));
     }
     drop(tx);
     let mut pending: Option<Chunk> = None;
@@ -334,7 +382,9 @@ async fn worker(
     point: Lsn,
 ) -> Result<()> {
     let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-    let Some(mut table) = next() else { return Ok(()) };
+    let Some(mut table) = next() else {
+        return Ok(());
+    };
     let conn = pool::get(&pool).await?;
     begin(&conn, &snapshot).await?;
     let mut parser = CopyRow::default();
@@ -345,7 +395,10 @@ async fn worker(
             None => break,
         }
     }
-    conn.client().batch_execute("COMMIT").await.map_err(|e| pg_error(e, "ending the snapshot".into()))
+    conn.client()
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| pg_error(e, "ending the snapshot".into()))
 }
 
 /// Copies one table, sending its rows as JSON lines in chunks.
@@ -358,7 +411,11 @@ async fn copy_table(
 ) -> Result<()> {
     let rel = &table.relation;
     let context = || format!("copying table {}.{}", rel.schema, rel.name);
-    let stream = conn.client().copy_out(table.copy_sql.as_str()).await.map_err(|e| pg_error(e, context()))?;
+    let stream = conn
+        .client()
+        .copy_out(table.copy_sql.as_str())
+        .await
+        .map_err(|e| pg_error(e, context()))?;
     let mut stream = pin!(stream);
     let mut out = Vec::with_capacity(CHUNK_BYTES * 5 / 4);
     let (mut rows, mut total) = (0u64, 0u64);
@@ -366,12 +423,18 @@ async fn copy_table(
     // message, but nothing here depends on it).
     let mut carry: Vec<u8> = Vec::new();
     let mut emit = |out: &mut Vec<u8>, line: &[u8]| -> Result<()> {
-        let (data, datums) =
-            parser.parse(line, rel.columns.len()).map_err(|e| Error::Protocol(format!("{}: {e}", context())))?;
+        let (data, datums) = parser
+            .parse(line, rel.columns.len())
+            .map_err(|e| Error::Protocol(format!("{}: {e}", context())))?;
         let mut ev = Event::new(Op::Read);
         ev.relation = Some(rel);
         ev.snapshot_lsn = Some(point);
-        ev.new = Some(Row { relation: rel, data, datums, key_only: false });
+        ev.new = Some(Row {
+            relation: rel,
+            data,
+            datums,
+            key_only: false,
+        });
         write_event(out, &ev);
         Ok(())
     };
@@ -397,18 +460,30 @@ async fn copy_table(
         if out.len() >= CHUNK_BYTES {
             total += rows;
             let bytes = mem::replace(&mut out, Vec::with_capacity(CHUNK_BYTES * 5 / 4));
-            tx.send(Piece::Lines { bytes, rows: mem::take(&mut rows) }).await.map_err(|_| abandoned())?;
+            tx.send(Piece::Lines {
+                bytes,
+                rows: mem::take(&mut rows),
+            })
+            .await
+            .map_err(|_| abandoned())?;
         }
     }
     if !carry.is_empty() {
-        return Err(Error::Protocol(format!("{}: the last row has no end", context())));
+        return Err(Error::Protocol(format!(
+            "{}: the last row has no end",
+            context()
+        )));
     }
     total += rows;
     if !out.is_empty() {
-        tx.send(Piece::Lines { bytes: out, rows }).await.map_err(|_| abandoned())?;
+        tx.send(Piece::Lines { bytes: out, rows })
+            .await
+            .map_err(|_| abandoned())?;
     }
     let table = format!("{}.{}", rel.schema, rel.name);
-    tx.send(Piece::Done { table, rows: total }).await.map_err(|_| abandoned())
+    tx.send(Piece::Done { table, rows: total })
+        .await
+        .map_err(|_| abandoned())
 }
 
 fn abandoned() -> Error {
@@ -416,7 +491,11 @@ fn abandoned() -> Error {
 }
 
 async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
-    match catalog.client().execute("SELECT pg_drop_replication_slot($1)", &[&marker]).await {
+    match catalog
+        .client()
+        .execute("SELECT pg_drop_replication_slot($1)", &[&marker])
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42704") => Ok(()),
         Err(e) => Err(pg_error(e, format!("dropping marker slot {marker}"))),
@@ -465,13 +544,20 @@ impl Progress {
     /// Progress since the previous line.
     fn report(&mut self) -> String {
         let now = Instant::now();
-        let rate = (self.rows - self.last.1) as f64 / now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let rate = (self.rows - self.last.1) as f64
+            / now.duration_since(self.last.0).as_secs_f64().max(1e-3);
         self.last = (now, self.rows);
         let share = match self.estimate {
             0 => String::new(),
-            e => format!(" (about {:.0}%)", (self.rows as f64 * 100.0 / e as f64).min(100.0)),
+            e => format!(
+                " (about {:.0}%)",
+                (self.rows as f64 * 100.0 / e as f64).min(100.0)
+            ),
         };
-        format!("snapshot: {}/{} tables, {} rows{share}, {rate:.0} rows/s", self.tables_done, self.tables, self.rows)
+        format!(
+            "snapshot: {}/{} tables, {} rows{share}, {rate:.0} rows/s",
+            self.tables_done, self.tables, self.rows
+        )
     }
 
     fn summary(&self, point: Lsn) -> String {

@@ -48,7 +48,9 @@ struct Published {
 pub async fn list(conn: &CatalogConn, config: &Config, plugin: Plugin) -> Result<Vec<Table>> {
     let version = conn.server_version;
     let published = match (plugin, config.publications.is_empty()) {
-        (Plugin::PgOutput, _) => publication_tables(conn, &config.publications, version >= 150000).await?,
+        (Plugin::PgOutput, _) => {
+            publication_tables(conn, &config.publications, version >= 150000).await?
+        }
         (Plugin::Wal2Json, false) => {
             let tables = publication_tables(conn, &config.publications, false).await?;
             if version >= 130000 {
@@ -66,24 +68,38 @@ pub async fn list(conn: &CatalogConn, config: &Config, plugin: Plugin) -> Result
         if !config.tables.matches(&schema, &name) {
             continue;
         }
-        let request = CatalogRequest::Table { schema: schema.clone(), name: name.clone() };
+        let request = CatalogRequest::Table {
+            schema: schema.clone(),
+            name: name.clone(),
+        };
         conn.fetch(&request, &mut catalog).await?;
-        let Some(info) = catalog.table(&schema, &name).filter(|i| i.replica_identity.is_some()) else {
+        let Some(info) = catalog
+            .table(&schema, &name)
+            .filter(|i| i.replica_identity.is_some())
+        else {
             continue; // dropped before the snapshot
         };
         let columns: Vec<_> = info
             .columns
             .iter()
             .filter(|c| !c.generated || (version >= 180000 && publication.columns.is_some()))
-            .filter(|c| publication.columns.as_ref().is_none_or(|list| list.contains(&c.name)))
+            .filter(|c| {
+                publication
+                    .columns
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&c.name))
+            })
             .collect();
         for c in &columns {
             if catalog.kind(c.type_oid).is_none() {
                 unknown_types.push(c.type_oid);
             }
         }
-        let key =
-            key_columns(&info.key, info.replica_identity, &columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>());
+        let key = key_columns(
+            &info.key,
+            info.replica_identity,
+            &columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        );
         let (kind, bytes, rows_estimate) = size(conn, &schema, &name).await?;
         let select: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
         let copy_sql = format!(
@@ -116,18 +132,29 @@ pub async fn list(conn: &CatalogConn, config: &Config, plugin: Plugin) -> Result
             key,
         };
         let oids = columns.iter().map(|c| c.type_oid).collect::<Vec<_>>();
-        tables.push((Table { relation, copy_sql, bytes, rows_estimate }, oids));
+        tables.push((
+            Table {
+                relation,
+                copy_sql,
+                bytes,
+                rows_estimate,
+            },
+            oids,
+        ));
     }
     if !unknown_types.is_empty() {
         unknown_types.sort_unstable();
         unknown_types.dedup();
-        conn.fetch(&CatalogRequest::Types(unknown_types), &mut catalog).await?;
+        conn.fetch(&CatalogRequest::Types(unknown_types), &mut catalog)
+            .await?;
     }
     let mut tables: Vec<Table> = tables
         .into_iter()
         .map(|(mut t, oids)| {
             for (col, oid) in t.relation.columns.iter_mut().zip(oids) {
-                col.kind = catalog.kind(oid).unwrap_or(crate::decode::value::ValueKind::Text);
+                col.kind = catalog
+                    .kind(oid)
+                    .unwrap_or(crate::decode::value::ValueKind::Text);
             }
             t
         })
@@ -140,7 +167,10 @@ pub async fn list(conn: &CatalogConn, config: &Config, plugin: Plugin) -> Result
 /// decoder has them: the identity index's columns in column order, the
 /// primary key (in index order) under `FULL`; none when one is not copied.
 fn key_columns(key: &[String], identity: Option<u8>, columns: &[&str]) -> Vec<usize> {
-    let found: Option<Vec<usize>> = key.iter().map(|k| columns.iter().position(|c| c == k)).collect();
+    let found: Option<Vec<usize>> = key
+        .iter()
+        .map(|k| columns.iter().position(|c| c == k))
+        .collect();
     let mut key = found.unwrap_or_default();
     if identity != Some(b'f') {
         key.sort_unstable();
@@ -175,7 +205,10 @@ async fn publication_tables(
         let filter: Option<String> = r.get(3);
         match tables.entry((r.get(0), r.get(1))) {
             std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(Published { columns, filters: filter.map(|f| vec![f]) });
+                v.insert(Published {
+                    columns,
+                    filters: filter.map(|f| vec![f]),
+                });
             }
             std::collections::btree_map::Entry::Occupied(mut o) => {
                 let p = o.get_mut();
@@ -225,7 +258,13 @@ async fn leaves(
             continue;
         }
         for r in &rows {
-            out.insert((r.get(0), r.get(1)), Published { columns: published.columns.clone(), filters: None });
+            out.insert(
+                (r.get(0), r.get(1)),
+                Published {
+                    columns: published.columns.clone(),
+                    filters: None,
+                },
+            );
         }
     }
     Ok(out)
@@ -247,7 +286,10 @@ async fn user_tables(conn: &CatalogConn) -> Result<BTreeMap<(String, String), Pu
         )
         .await
         .map_err(|e| pg_error(e, "listing the user tables".into()))?;
-    Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), Published::default())).collect())
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), Published::default()))
+        .collect())
 }
 
 /// A table's `relkind`, size in bytes (a partitioned table's: its
@@ -280,8 +322,13 @@ mod tests {
     #[test]
     fn key_follows_the_pgoutput_decoder() {
         let cols = ["a", "b", "c"];
-        let key =
-            |k: &[&str], ri: u8| key_columns(&k.iter().map(|s| s.to_string()).collect::<Vec<_>>(), Some(ri), &cols);
+        let key = |k: &[&str], ri: u8| {
+            key_columns(
+                &k.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                Some(ri),
+                &cols,
+            )
+        };
         // Identity index columns in column order; FULL: the primary key in index order.
         assert_eq!(key(&["c", "a"], b'd'), [0, 2]);
         assert_eq!(key(&["c", "a"], b'i'), [0, 2]);

@@ -18,7 +18,6 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-
 use crate::harness::{
     parse_lsn, quote_literal, run, wait_until, Cluster, Output, Proc, TestDb, CLEAR_PASSWORD,
     CLEAR_USER, MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER,
@@ -1182,8 +1181,15 @@ fn password_from_the_environment_is_not_in_ps_output() {
 #[test]
 fn password_on_the_command_line_is_hidden_from_ps() {
     let db = db_with_one_insert("", &["err_ps_uri", "err_ps_kv"]);
-    let uri = db.tcp_uri(SCRAM_USER).replace(&format!("{SCRAM_USER}@"), &format!("{SCRAM_USER}:scram%20secret@"));
-    let kv = format!("{} password='{SCRAM_PASSWORD}'", db.conninfo().replace("user=postgres", &format!("user={SCRAM_USER}")));
+    let uri = db.tcp_uri(SCRAM_USER).replace(
+        &format!("{SCRAM_USER}@"),
+        &format!("{SCRAM_USER}:scram%20secret@"),
+    );
+    let kv = format!(
+        "{} password='{SCRAM_PASSWORD}'",
+        db.conninfo()
+            .replace("user=postgres", &format!("user={SCRAM_USER}"))
+    );
     for (slot, dbarg) in [("err_ps_uri", uri), ("err_ps_kv", kv)] {
         let args = crate::harness::vec_of(&["-d", &dbarg, "--slot", slot, "--publication", "p"]);
         let mut p = Proc::spawn(&args, &[]);
@@ -1191,7 +1197,10 @@ fn password_on_the_command_line_is_hidden_from_ps() {
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid())).expect("read cmdline");
         let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         assert!(shown.contains(slot), "{shown:?}");
-        assert!(!shown.contains("scram secret") && !shown.contains("scram%20secret"), "ps shows the password: {shown:?}");
+        assert!(
+            !shown.contains("scram secret") && !shown.contains("scram%20secret"),
+            "ps shows the password: {shown:?}"
+        );
         assert!(shown.contains("********"), "{shown:?}");
         p.signal("TERM");
         let out = p.wait_exit(TIMEOUT);

@@ -688,10 +688,9 @@ fn terminate_walsender(db: &TestDb, slot: &str) {
 /// Inserts `n` rows as one transaction (ids `from..from+n`), synchronously.
 fn insert_txn(db: &TestDb, from: i64, n: i64) {
     db.sql_sync(&format!(
-            "INSERT INTO t SELECT i, md5(i::text) FROM generate_series({from}, {}) i",
-            from + n - 1
-        ),
-    );
+        "INSERT INTO t SELECT i, md5(i::text) FROM generate_series({from}, {}) i",
+        from + n - 1
+    ));
 }
 
 #[test]
@@ -1223,7 +1222,8 @@ fn clean_stop_acknowledges_a_transaction_whose_commit_comes_late() {
     );
     let slot = "faults_late_commit";
     create_slot(&db, slot);
-    db.sql_sync("BEGIN;
+    db.sql_sync(
+        "BEGIN;
          INSERT INTO t VALUES (1, 'a');
          INSERT INTO other SELECT i, md5(i::text) FROM generate_series(1, 200000) i;
          COMMIT;
@@ -1356,8 +1356,9 @@ fn memory_does_not_grow_with_transaction_size() {
 
     let slot = "faults_memory_small";
     create_slot(&db, slot);
-    db.sql_sync(&format!("INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, {small_n}) i"),
-    );
+    db.sql_sync(&format!(
+        "INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, {small_n}) i"
+    ));
     let flushed = db.sql("SELECT pg_current_wal_flush_lsn()");
     let (small, first, last) = peak_while_streaming(&db, slot, small_n, &flushed);
     let (f, l) = (rows(&[first]), rows(&[last]));
@@ -1366,11 +1367,10 @@ fn memory_does_not_grow_with_transaction_size() {
     let slot = "faults_memory_big";
     create_slot(&db, slot);
     db.sql_sync(&format!(
-            "INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series({}, {}) i",
-            small_n + 1,
-            small_n + big_n
-        ),
-    );
+        "INSERT INTO big SELECT i, repeat(md5(i::text), 3) FROM generate_series({}, {}) i",
+        small_n + 1,
+        small_n + big_n
+    ));
     let flushed = db.sql("SELECT pg_current_wal_flush_lsn()");
     let (big, first, last) = peak_while_streaming(&db, slot, big_n, &flushed);
     let (f, l) = (rows(&[first]), rows(&[last]));
@@ -1550,6 +1550,10 @@ fn temporary_slot_lost_with_the_connection_is_not_recreated() {
     let out = p.wait_exit(TIMEOUT);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let last = out.stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("temporary slot") && last.contains("run again"), "{}", out.stderr);
+    assert!(
+        last.contains("temporary slot") && last.contains("run again"),
+        "{}",
+        out.stderr
+    );
     assert!(!db.slot_exists(&slot), "no slot was recreated");
 }

@@ -14,7 +14,14 @@ fn table_patterns_include_and_exclude() {
          CREATE PUBLICATION p FOR ALL TABLES",
     );
     let slot = format!("{}_f", db.name);
-    let filters = vec_of(&["--table", "*.ord*", "--exclude-table", "public.*_tmp", "--end-lsn", "now"]);
+    let filters = vec_of(&[
+        "--table",
+        "*.ord*",
+        "--exclude-table",
+        "public.*_tmp",
+        "--end-lsn",
+        "now",
+    ]);
     let args = [db.stream_args(&slot, "p"), filters].concat();
     assert_eq!(run(&args, &[], TIMEOUT).code, Some(0));
     db.sql(
@@ -28,7 +35,14 @@ fn table_patterns_include_and_exclude() {
     let seen: Vec<String> = out
         .json()
         .iter()
-        .map(|e| format!("{} {}.{}", e["op"].as_str().unwrap(), e["schema"].as_str().unwrap(), e["table"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}.{}",
+                e["op"].as_str().unwrap(),
+                e["schema"].as_str().unwrap(),
+                e["table"].as_str().unwrap()
+            )
+        })
         .collect();
     // pgoutput decodes TRUNCATE from PostgreSQL 11 on.
     let mut want = vec!["insert public.orders", "insert shop.orders"];
@@ -41,8 +55,20 @@ fn table_patterns_include_and_exclude() {
 #[test]
 fn bad_pattern_is_a_usage_error() {
     let db = Cluster::shared().new_db("filt");
-    let out = run(&[db.stream_args("filt_bad", "p"), vec_of(&["--table", "a.b.c"])].concat(), &[], TIMEOUT);
+    let out = run(
+        &[
+            db.stream_args("filt_bad", "p"),
+            vec_of(&["--table", "a.b.c"]),
+        ]
+        .concat(),
+        &[],
+        TIMEOUT,
+    );
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("invalid table pattern \"a.b.c\""), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("invalid table pattern \"a.b.c\""),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout_lines.is_empty());
 }

@@ -1096,7 +1096,8 @@ include 'pgstream_port.conf'
         .expect("open postgresql.conf");
     f.write_all(conf.as_bytes()).expect("write postgresql.conf");
 
-    let mut hba = String::from("# pgstream test harness: the test's lines, password roles, then trust\n");
+    let mut hba =
+        String::from("# pgstream test harness: the test's lines, password roles, then trust\n");
     for line in hba_lines {
         hba.push_str(line);
         hba.push('\n');
@@ -1277,7 +1278,9 @@ impl TestDb {
 
     /// One single-row INSERT into `t (id, v)` (one transaction each) per id.
     pub fn insert_each(&self, ids: std::ops::RangeInclusive<i64>) {
-        let sql: String = ids.map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
+        let sql: String = ids
+            .map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n"))
+            .collect();
         self.sql_sync(&sql);
     }
 

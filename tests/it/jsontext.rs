@@ -68,7 +68,12 @@ pub fn entries(text: &str) -> Vec<Entry> {
     serde_json::from_str::<Value>(text)
         .ok()
         .filter(Value::is_object)
-        .unwrap_or_else(|| panic!("not a JSON object: {}", text.chars().take(300).collect::<String>()));
+        .unwrap_or_else(|| {
+            panic!(
+                "not a JSON object: {}",
+                text.chars().take(300).collect::<String>()
+            )
+        });
     let b = text.as_bytes();
     let mut i = skip_ws(b, 0) + 1;
     let mut out = Vec::new();
@@ -114,4 +119,3 @@ pub fn minify(text: &str) -> String {
     }
     out
 }
-

@@ -208,7 +208,8 @@ fn end_lsn_now_drains_the_backlog_and_a_second_run_emits_nothing() {
     db.wait_confirmed(slot, &start1, TIMEOUT);
 
     // A workload of three transactions.
-    db.sql_sync("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+    db.sql_sync(
+        "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
          UPDATE t SET v = 'A' WHERE id = 1;
          DELETE FROM t WHERE id = 2;",
     );
@@ -280,7 +281,8 @@ fn end_lsn_explicit_stops_between_transactions() {
 /// after its only line. Transaction 2 has one change. Returns a WAL position
 /// between the two.
 fn late_commit_workload(db: &TestDb) -> String {
-    db.sql_sync("BEGIN;
+    db.sql_sync(
+        "BEGIN;
          INSERT INTO t VALUES (1, 'x');
          INSERT INTO other SELECT g, 'x' FROM generate_series(1, 100000) g;
          COMMIT;",
@@ -340,7 +342,8 @@ fn max_changes_stops_at_a_transaction_boundary_without_splitting_or_repeating() 
     let slot = "lc_max_changes";
     create_slot(&db, slot);
 
-    db.sql_sync("INSERT INTO t VALUES (1, 'x'), (2, 'x'), (3, 'x');
+    db.sql_sync(
+        "INSERT INTO t VALUES (1, 'x'), (2, 'x'), (3, 'x');
          INSERT INTO t VALUES (4, 'x'), (5, 'x'), (6, 'x');
          INSERT INTO t VALUES (7, 'x'), (8, 'x'), (9, 'x');",
     );
@@ -387,8 +390,10 @@ fn signal_stop_then_resume(sig: &str, slot: &str) {
     // Several transactions (5 × 2 rows) while it streams.
     for tx in 0..5 {
         let a = tx * 2 + 1;
-        db.sql_sync(&format!("INSERT INTO t VALUES ({a}, 'x'), ({}, 'x')", a + 1),
-        );
+        db.sql_sync(&format!(
+            "INSERT INTO t VALUES ({a}, 'x'), ({}, 'x')",
+            a + 1
+        ));
     }
     p.wait_lines(20, TIMEOUT);
 
@@ -447,11 +452,10 @@ fn sigint_mid_transaction_replays_that_transaction_whole() {
     let big: i64 = 60_000;
     // Transaction A (rows 1-3), then a big transaction B (rows 4..).
     db.sql_sync(&format!(
-            "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a');
+        "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a');
              INSERT INTO t SELECT i, md5(i::text) FROM generate_series(4, {}) i;",
-            big + 3
-        ),
-    );
+        big + 3
+    ));
 
     let mut cmd = command(&args(&db, slot, &[]), &[]);
     cmd.stdin(Stdio::null())
@@ -580,8 +584,7 @@ fn second_signal_exits_130_while_output_is_blocked() {
     let db = setup("");
     let slot = "lc_second_signal";
     create_slot(&db, slot);
-    db.sql_sync("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i",
-    );
+    db.sql_sync("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i");
 
     // -v so that the first signal's "stopping" shows on stderr.
     let mut cmd = command(&args(&db, slot, &["-v"]), &[]);
@@ -903,11 +906,10 @@ fn filtered_slot_acknowledges_the_wal_position() {
     // Writes that the publication filters out.
     for i in 0..5 {
         db.sql_sync(&format!(
-                "INSERT INTO other SELECT g, 'x' FROM generate_series({}, {}) g",
-                i * 100 + 1,
-                i * 100 + 100
-            ),
-        );
+            "INSERT INTO other SELECT g, 'x' FROM generate_series({}, {}) g",
+            i * 100 + 1,
+            i * 100 + 100
+        ));
     }
     let target = flush_lsn(&db);
     let before = db.confirmed_flush_lsn(slot).unwrap();
@@ -1097,8 +1099,9 @@ fn slow_reader_is_not_disconnected() {
     let slot = "lc_slow_reader";
     create_slot(&db, slot);
     let rows: i64 = 200_000;
-    db.sql_sync(&format!("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, {rows}) i"),
-    );
+    db.sql_sync(&format!(
+        "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, {rows}) i"
+    ));
 
     let mut cmd = command(&args(&db, slot, &["--end-lsn", "now"]), &[]);
     cmd.stdin(Stdio::null())

@@ -4,19 +4,19 @@
 //! cluster per test process, a database per test. Run with `cargo test` (or
 //! `make test`, which installs the server and wal2json first when it can).
 
-mod harness;
-mod jsontext;
-mod smoke;
-mod values;
-mod lifecycle;
 mod errors;
 mod faults;
-mod operations;
-mod tls;
 mod filters;
-mod wal2json;
-mod streaming;
+mod harness;
+mod jsontext;
+mod lifecycle;
+mod operations;
 mod origins;
 mod schema;
-mod versions;
+mod smoke;
 mod snapshot;
+mod streaming;
+mod tls;
+mod values;
+mod versions;
+mod wal2json;

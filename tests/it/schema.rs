@@ -7,7 +7,11 @@ fn relation_events_follow_schema_changes() {
     let db = Cluster::shared().new_db("schema");
     db.sql("CREATE TABLE t (id int PRIMARY KEY, a text); CREATE PUBLICATION p FOR TABLE t");
     let slot = format!("{}_r", db.name);
-    let args = [db.stream_args(&slot, "p"), vec_of(&["--include-schema", "--end-lsn", "now"])].concat();
+    let args = [
+        db.stream_args(&slot, "p"),
+        vec_of(&["--include-schema", "--end-lsn", "now"]),
+    ]
+    .concat();
     assert_eq!(run(&args, &[], TIMEOUT).code, Some(0));
     db.sql("INSERT INTO t VALUES (1, 'x')");
     db.sql("ALTER TABLE t ADD COLUMN b numeric(10,2); INSERT INTO t VALUES (2, 'y', 1.5)");
@@ -27,7 +31,13 @@ fn relation_events_follow_schema_changes() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|c| format!("{}:{}:{}:{}", c["name"].as_str().unwrap(), c["type_oid"], c["type_modifier"], c["key"]))
+                    .map(|c| format!(
+                        "{}:{}:{}:{}",
+                        c["name"].as_str().unwrap(),
+                        c["type_oid"],
+                        c["type_modifier"],
+                        c["key"]
+                    ))
                     .collect::<Vec<_>>()
                     .join(",")
             ),
@@ -49,6 +59,14 @@ fn relation_events_follow_schema_changes() {
         ]
     );
     // Without the flag, the same changes come without relation events.
-    let plain = run(&[db.stream_args(&format!("{}_plain", db.name), "p"), vec_of(&["--end-lsn", "now"])].concat(), &[], TIMEOUT);
+    let plain = run(
+        &[
+            db.stream_args(&format!("{}_plain", db.name), "p"),
+            vec_of(&["--end-lsn", "now"]),
+        ]
+        .concat(),
+        &[],
+        TIMEOUT,
+    );
     assert!(plain.json().iter().all(|e| e["op"] != "relation"));
 }

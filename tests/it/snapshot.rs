@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::{
-    command, json_lines, parse_lsn, quote_literal, run, vec_of, wait_until, Cluster, Proc, TestDb, TIMEOUT,
+    command, json_lines, parse_lsn, quote_literal, run, vec_of, wait_until, Cluster, Proc, TestDb,
+    TIMEOUT,
 };
 
 /// pgstream args: connection, slot, plugin, and `extra`.
@@ -29,7 +30,10 @@ fn marker(slot: &str) -> String {
 }
 
 fn slot_type(db: &TestDb, slot: &str) -> Option<String> {
-    let t = db.sql(&format!("SELECT slot_type FROM pg_replication_slots WHERE slot_name = {}", quote_literal(slot)));
+    let t = db.sql(&format!(
+        "SELECT slot_type FROM pg_replication_slots WHERE slot_name = {}",
+        quote_literal(slot)
+    ));
     (!t.is_empty()).then_some(t)
 }
 
@@ -38,7 +42,10 @@ fn slot_type(db: &TestDb, slot: &str) -> Option<String> {
 fn wait_flushed(db: &TestDb) {
     let insert = db.sql("SELECT pg_current_wal_insert_lsn()");
     wait_until("WAL to be flushed", TIMEOUT, || {
-        (db.sql(&format!("SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn")) == "t").then_some(())
+        (db.sql(&format!(
+            "SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn"
+        )) == "t")
+            .then_some(())
     });
 }
 
@@ -59,7 +66,9 @@ fn canon(v: &Value) -> String {
 }
 
 fn s<'a>(ev: &'a Value, key: &str) -> &'a str {
-    ev[key].as_str().unwrap_or_else(|| panic!("no {key} in {ev}"))
+    ev[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {ev}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -83,7 +92,12 @@ fn replay(events: &[Value]) -> State {
         // The key before the change: the key columns of `old` when sent.
         let old_key = match ev.get("old") {
             Some(old) => {
-                let m = key.as_object().unwrap().keys().map(|k| (k.clone(), old[k].clone())).collect();
+                let m = key
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|k| (k.clone(), old[k].clone()))
+                    .collect();
                 canon(&Value::Object(m))
             }
             None => canon(key),
@@ -91,19 +105,35 @@ fn replay(events: &[Value]) -> State {
         match op {
             "read" | "insert" => {
                 let prev = rows.insert(canon(key), ev["new"].clone());
-                assert!(prev.is_none(), "{op} of a row already there (a duplicate): {ev}");
+                assert!(
+                    prev.is_none(),
+                    "{op} of a row already there (a duplicate): {ev}"
+                );
             }
             "update" => {
-                let before = rows.remove(&old_key).unwrap_or_else(|| panic!("update of a missing row (a gap): {ev}"));
+                let before = rows
+                    .remove(&old_key)
+                    .unwrap_or_else(|| panic!("update of a missing row (a gap): {ev}"));
                 let mut new = ev["new"].clone();
-                for col in ev.get("unchanged_toast").and_then(Value::as_array).into_iter().flatten() {
+                for col in ev
+                    .get("unchanged_toast")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let c = col.as_str().unwrap();
                     new[c] = before[c].clone();
                 }
-                assert!(rows.insert(canon(key), new).is_none(), "update onto an existing key: {ev}");
+                assert!(
+                    rows.insert(canon(key), new).is_none(),
+                    "update onto an existing key: {ev}"
+                );
             }
             _ => {
-                assert!(rows.remove(&old_key).is_some(), "delete of a missing row (a gap): {ev}");
+                assert!(
+                    rows.remove(&old_key).is_some(),
+                    "delete of a missing row (a gap): {ev}"
+                );
             }
         }
     }
@@ -113,7 +143,9 @@ fn replay(events: &[Value]) -> State {
 /// One table's rows as the server has them now: `select` is a query giving
 /// one JSON object per row, mapped as pgstream maps values.
 fn table_now(db: &TestDb, select: &str) -> BTreeSet<String> {
-    let json = db.sql(&format!("SELECT coalesce(json_agg(r), '[]') FROM ({select}) q(r)"));
+    let json = db.sql(&format!(
+        "SELECT coalesce(json_agg(r), '[]') FROM ({select}) q(r)"
+    ));
     let rows: Vec<Value> = serde_json::from_str(&json).expect("json_agg output");
     rows.iter().map(canon).collect()
 }
@@ -139,7 +171,10 @@ fn concurrent_writes_replay(plugin: &str) {
     );
     // The exporting connection sits idle in its transaction during the
     // copy: a server-wide timeout must not end it.
-    db.sql(&format!("ALTER DATABASE \"{}\" SET idle_in_transaction_session_timeout = '50ms'", db.name));
+    db.sql(&format!(
+        "ALTER DATABASE \"{}\" SET idle_in_transaction_session_timeout = '50ms'",
+        db.name
+    ));
     let slot = format!("{}_s", db.name);
 
     // Writes before, during and after the snapshot, one psql session.
@@ -188,26 +223,51 @@ fn concurrent_writes_replay(plugin: &str) {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stdout_unterminated);
     let events = out.json();
-    assert!(out.stderr.contains("snapshot done: 5 tables"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("snapshot done: 5 tables"),
+        "{}",
+        out.stderr
+    );
 
     // Every read first, all at one snapshot_lsn; every streamed change
     // from a transaction that committed after it, none twice.
     let reads = events.iter().take_while(|e| e["op"] == "read").count();
-    assert!(events[reads..].iter().all(|e| e["op"] != "read"), "read events after streamed ones");
-    let points: BTreeSet<&str> = events[..reads].iter().map(|e| s(e, "snapshot_lsn")).collect();
+    assert!(
+        events[reads..].iter().all(|e| e["op"] != "read"),
+        "read events after streamed ones"
+    );
+    let points: BTreeSet<&str> = events[..reads]
+        .iter()
+        .map(|e| s(e, "snapshot_lsn"))
+        .collect();
     assert_eq!(points.len(), 1, "{points:?}");
     let point = parse_lsn(points.first().unwrap());
     let mut seen = BTreeSet::new();
     for e in &events[reads..] {
-        assert!(parse_lsn(s(e, "commit_lsn")) >= point, "a change from before the snapshot: {e}");
-        assert!(seen.insert((s(e, "commit_lsn").to_string(), s(e, "lsn").to_string(), e.to_string())), "twice: {e}");
+        assert!(
+            parse_lsn(s(e, "commit_lsn")) >= point,
+            "a change from before the snapshot: {e}"
+        );
+        assert!(
+            seen.insert((
+                s(e, "commit_lsn").to_string(),
+                s(e, "lsn").to_string(),
+                e.to_string()
+            )),
+            "twice: {e}"
+        );
     }
     let state = replay(&events);
-    let new_read =
-        events[..reads].iter().filter(|e| e["table"] == "big" && e["new"]["id"].as_i64() > Some(200_000)).count();
+    let new_read = events[..reads]
+        .iter()
+        .filter(|e| e["table"] == "big" && e["new"]["id"].as_i64() > Some(200_000))
+        .count();
     let streamed = events.len() - reads;
     eprintln!("{plugin}: {reads} read events ({new_read} rows written before the slot), {streamed} streamed");
-    assert!(new_read > 0 && streamed > 0, "the writes did not overlap the snapshot");
+    assert!(
+        new_read > 0 && streamed > 0,
+        "the writes did not overlap the snapshot"
+    );
 
     let expect = [
         ("big", "SELECT json_build_object('id', id, 'v', v, 't', t) FROM big"),
@@ -220,7 +280,12 @@ fn concurrent_writes_replay(plugin: &str) {
         ("done", "SELECT json_build_object('id', id) FROM done"),
     ];
     for (table, select) in expect {
-        let got: BTreeSet<String> = state.get(table).into_iter().flatten().map(|(_, row)| canon(row)).collect();
+        let got: BTreeSet<String> = state
+            .get(table)
+            .into_iter()
+            .flatten()
+            .map(|(_, row)| canon(row))
+            .collect();
         let want = table_now(&db, select);
         assert_eq!(got.len(), want.len(), "{plugin}: rows of {table}");
         if got != want {
@@ -251,7 +316,10 @@ fn concurrent_writes_replay_wal2json() {
 /// The part of a line after the fields that differ between a read and an
 /// insert (`snapshot_lsn`; `lsn`, `xid`, `commit_lsn`, `commit_ts`).
 fn tail(raw: &str) -> &str {
-    let at = raw.find(",\"key\":").or_else(|| raw.find(",\"new\":")).unwrap_or_else(|| panic!("{raw}"));
+    let at = raw
+        .find(",\"key\":")
+        .or_else(|| raw.find(",\"new\":"))
+        .unwrap_or_else(|| panic!("{raw}"));
     &raw[at..]
 }
 
@@ -318,17 +386,36 @@ fn read_events_match_streamed_inserts() {
             (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', NULL, NULL, NULL, NULL, NULL, NULL);";
     db.sql(rows);
     let slot = format!("{}_s", db.name);
-    let out =
-        run(&args(&db, &slot, "pgoutput", &["--publication", "p", "--snapshot", "--end-lsn", "now"]), &[], TIMEOUT);
+    let out = run(
+        &args(
+            &db,
+            &slot,
+            "pgoutput",
+            &["--publication", "p", "--snapshot", "--end-lsn", "now"],
+        ),
+        &[],
+        TIMEOUT,
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let reads = out.stdout_lines.clone();
     let read_events = out.json();
     assert_eq!(reads.len(), 9, "{reads:#?}");
 
     // The same rows again, through the stream.
-    db.sql(&format!("TRUNCATE k_default, k_full, k_index, k_nothing, k_none, parted, vals; {rows}"));
+    db.sql(&format!(
+        "TRUNCATE k_default, k_full, k_index, k_nothing, k_none, parted, vals; {rows}"
+    ));
     wait_flushed(&db);
-    let out = run(&args(&db, &slot, "pgoutput", &["--publication", "p", "--end-lsn", "now"]), &[], TIMEOUT);
+    let out = run(
+        &args(
+            &db,
+            &slot,
+            "pgoutput",
+            &["--publication", "p", "--end-lsn", "now"],
+        ),
+        &[],
+        TIMEOUT,
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let inserts: BTreeMap<String, String> = out
         .json()
@@ -359,17 +446,36 @@ fn read_events_match_streamed_inserts() {
         );
     }
     // Spot checks of the key order and of the values themselves.
-    let by_table = |t: &str| reads.iter().find(|r| r.contains(&format!("\"table\":\"{t}\""))).unwrap().clone();
-    assert!(by_table("k_default").contains(r#""key":{"a":1,"b":"x"},"new":{"a":1,"b":"x","c":{"k":[1,2.50,null]}}"#));
-    assert!(by_table("k_full").contains(r#""key":{"b":2,"a":1}"#), "{}", by_table("k_full"));
+    let by_table = |t: &str| {
+        reads
+            .iter()
+            .find(|r| r.contains(&format!("\"table\":\"{t}\"")))
+            .unwrap()
+            .clone()
+    };
+    assert!(by_table("k_default")
+        .contains(r#""key":{"a":1,"b":"x"},"new":{"a":1,"b":"x","c":{"k":[1,2.50,null]}}"#));
+    assert!(
+        by_table("k_full").contains(r#""key":{"b":2,"a":1}"#),
+        "{}",
+        by_table("k_full")
+    );
     assert!(by_table("k_index").contains(r#""key":{"a":1,"b":2}"#));
-    let v1 = reads.iter().find(|r| r.contains(r#""key":{"id":1},"new":{"id":1,"ts""#)).unwrap();
+    let v1 = reads
+        .iter()
+        .find(|r| r.contains(r#""key":{"id":1},"new":{"id":1,"ts""#))
+        .unwrap();
     assert!(v1.contains(r#""ts":"2026-11-23T19:54:32.1234Z","t":"2026-01-02T03:04:05","n":"NaN","f":1.1,"r":"Infinity","by":"\\x00ff5c""#), "{v1}");
     assert!(v1.contains(r#""iarr":[1,2],"iv":"P1DT2H""#), "{v1}");
     assert!(v1.contains(r#""m":"meh","p":7,"bo":true"#), "{v1}");
     // The partitions, as the stream names them.
-    assert!(reads.iter().any(|r| r.contains(r#""table":"parted_2","snapshot_lsn""#)));
-    db.sql(&format!("SELECT pg_drop_replication_slot({})", quote_literal(&slot)));
+    assert!(reads
+        .iter()
+        .any(|r| r.contains(r#""table":"parted_2","snapshot_lsn""#)));
+    db.sql(&format!(
+        "SELECT pg_drop_replication_slot({})",
+        quote_literal(&slot)
+    ));
 }
 
 /// pgoutput's column lists and row filters (PostgreSQL 15+) shape the
@@ -390,11 +496,26 @@ fn publication_column_lists_and_row_filters() {
          CREATE PUBLICATION p2 FOR TABLE cl (id, a) WHERE (a = 1), other;",
     );
     let slot = format!("{}_s", db.name);
-    let out =
-        run(&args(&db, &slot, "pgoutput", &["--publication", "p1,p2", "--snapshot", "--end-lsn", "now"]), &[], TIMEOUT);
+    let out = run(
+        &args(
+            &db,
+            &slot,
+            "pgoutput",
+            &["--publication", "p1,p2", "--snapshot", "--end-lsn", "now"],
+        ),
+        &[],
+        TIMEOUT,
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let got: Vec<String> = out.json().iter().map(|e| format!("{} {}", s(e, "table"), e["new"])).collect();
-    let mut want: Vec<String> = [1, 6, 7, 8, 9, 10].iter().map(|i| format!("cl {{\"a\":{i},\"id\":{i}}}")).collect();
+    let got: Vec<String> = out
+        .json()
+        .iter()
+        .map(|e| format!("{} {}", s(e, "table"), e["new"]))
+        .collect();
+    let mut want: Vec<String> = [1, 6, 7, 8, 9, 10]
+        .iter()
+        .map(|i| format!("cl {{\"a\":{i},\"id\":{i}}}"))
+        .collect();
     want.push("other {\"id\":1}".into());
     let mut got_sorted = got
         .iter()
@@ -406,7 +527,10 @@ fn publication_column_lists_and_row_filters() {
     got_sorted.sort();
     want.sort();
     assert_eq!(got_sorted, want);
-    db.sql(&format!("SELECT pg_drop_replication_slot({})", quote_literal(&slot)));
+    db.sql(&format!(
+        "SELECT pg_drop_replication_slot({})",
+        quote_literal(&slot)
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -414,8 +538,11 @@ fn publication_column_lists_and_row_filters() {
 // ---------------------------------------------------------------------------
 
 fn tables_of(lines: &[Value], op: &str) -> Vec<String> {
-    let set: BTreeSet<String> =
-        lines.iter().filter(|e| e["op"] == op).map(|e| format!("{}.{}", s(e, "schema"), s(e, "table"))).collect();
+    let set: BTreeSet<String> = lines
+        .iter()
+        .filter(|e| e["op"] == op)
+        .map(|e| format!("{}.{}", s(e, "schema"), s(e, "table")))
+        .collect();
     set.into_iter().collect()
 }
 
@@ -441,13 +568,27 @@ fn filters_apply_to_snapshot_and_stream() {
         (
             "po",
             "pgoutput",
-            &["--publication", "p", "--table", "*.ord*", "--exclude-table", "public.*_tmp"],
+            &[
+                "--publication",
+                "p",
+                "--table",
+                "*.ord*",
+                "--exclude-table",
+                "public.*_tmp",
+            ],
             &["public.orders", "shop.orders"],
         ),
         (
             "pi",
             "pgoutput",
-            &["--publication", "p", "--exclude-table", "*.orders*", "--pool-size", "1"],
+            &[
+                "--publication",
+                "p",
+                "--exclude-table",
+                "*.orders*",
+                "--pool-size",
+                "1",
+            ],
             &["public.users", "shop.lines"],
         ),
         (
@@ -456,7 +597,12 @@ fn filters_apply_to_snapshot_and_stream() {
             &["--table", "*.ord*", "--exclude-table", "public.*_tmp"],
             &["public.orders", "shop.orders"],
         ),
-        ("wx", "wal2json", &["--table", "shop.*", "--exclude-table", "*.lines"], &["shop.orders"]),
+        (
+            "wx",
+            "wal2json",
+            &["--table", "shop.*", "--exclude-table", "*.lines"],
+            &["shop.orders"],
+        ),
         (
             "wp",
             "wal2json",
@@ -472,8 +618,16 @@ fn filters_apply_to_snapshot_and_stream() {
             continue;
         }
         let slot = format!("{}_{suffix}", db.name);
-        let snap =
-            run(&args(&db, &slot, plugin, &[&["--snapshot", "--end-lsn", "now"], *filters].concat()), &[], TIMEOUT);
+        let snap = run(
+            &args(
+                &db,
+                &slot,
+                plugin,
+                &[&["--snapshot", "--end-lsn", "now"], *filters].concat(),
+            ),
+            &[],
+            TIMEOUT,
+        );
         assert_eq!(snap.code, Some(0), "{suffix}: {}", snap.stderr);
         assert_eq!(tables_of(&snap.json(), "read"), *want, "{suffix}: snapshot");
         let id = n + 10;
@@ -482,10 +636,26 @@ fn filters_apply_to_snapshot_and_stream() {
              INSERT INTO public.users VALUES ({id}); INSERT INTO shop.orders VALUES ({id}); INSERT INTO shop.lines VALUES ({id});"
         ));
         wait_flushed(&db);
-        let stream = run(&args(&db, &slot, plugin, &[&["--end-lsn", "now"], *filters].concat()), &[], TIMEOUT);
+        let stream = run(
+            &args(
+                &db,
+                &slot,
+                plugin,
+                &[&["--end-lsn", "now"], *filters].concat(),
+            ),
+            &[],
+            TIMEOUT,
+        );
         assert_eq!(stream.code, Some(0), "{suffix}: {}", stream.stderr);
-        assert_eq!(tables_of(&stream.json(), "insert"), *want, "{suffix}: stream");
-        assert!(stream.json().iter().all(|e| e["op"] != "read"), "{suffix}: no snapshot without --snapshot");
+        assert_eq!(
+            tables_of(&stream.json(), "insert"),
+            *want,
+            "{suffix}: stream"
+        );
+        assert!(
+            stream.json().iter().all(|e| e["op"] != "read"),
+            "{suffix}: no snapshot without --snapshot"
+        );
     }
 }
 
@@ -500,28 +670,58 @@ fn snapshot_on_an_existing_slot_is_a_usage_error() {
     let db = Cluster::shared().new_db("snapexist");
     db.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); CREATE PUBLICATION p FOR ALL TABLES");
     let slot = format!("{}_s", db.name);
-    let base = args(&db, &slot, "pgoutput", &["--publication", "p", "--end-lsn", "now"]);
+    let base = args(
+        &db,
+        &slot,
+        "pgoutput",
+        &["--publication", "p", "--end-lsn", "now"],
+    );
     assert_eq!(run(&base, &[], TIMEOUT).code, Some(0));
-    let out = run(&[base.clone(), vec_of(&["--snapshot"])].concat(), &[], TIMEOUT);
+    let out = run(
+        &[base.clone(), vec_of(&["--snapshot"])].concat(),
+        &[],
+        TIMEOUT,
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("replication slot \"{slot}\" already exists")), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("replication slot \"{slot}\" already exists")),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--drop-slot"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stdout_lines.is_empty());
-    db.sql(&format!("SELECT pg_drop_replication_slot({})", quote_literal(&slot)));
+    db.sql(&format!(
+        "SELECT pg_drop_replication_slot({})",
+        quote_literal(&slot)
+    ));
 }
 
 /// Starts `--snapshot` with an output nobody reads, so that it stays in the
 /// copy (backpressure); returns once the copy has started.
 fn stuck_snapshot(db: &TestDb, slot: &str) -> std::process::Child {
-    let mut cmd = command(&args(db, slot, "pgoutput", &["--publication", "p", "--snapshot", "-v"]), &[]);
+    let mut cmd = command(
+        &args(
+            db,
+            slot,
+            "pgoutput",
+            &["--publication", "p", "--snapshot", "-v"],
+        ),
+        &[],
+    );
     let log = std::env::temp_dir().join(format!("{slot}.stderr"));
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(fs::File::create(&log).unwrap());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).unwrap());
     let child = cmd.spawn().expect("spawn pgstream");
     // Until CREATE_REPLICATION_SLOT returns, the slot is only ephemeral: a
     // stop then leaves no slot (and a marker that the next run drops).
     wait_until("the copy to start", TIMEOUT, || {
-        fs::read_to_string(&log).unwrap_or_default().contains("snapshot: copying").then_some(())
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("snapshot: copying")
+            .then_some(())
     });
     assert_eq!(slot_type(db, slot).as_deref(), Some("logical"));
     assert_eq!(slot_type(db, &marker(slot)).as_deref(), Some("physical"));
@@ -544,14 +744,20 @@ fn interrupted_snapshot_is_never_skipped() {
          CREATE PUBLICATION p FOR ALL TABLES;",
     );
     let slot = format!("{}_s", db.name);
-    let plain = args(&db, &slot, "pgoutput", &["--publication", "p", "--end-lsn", "now"]);
+    let plain = args(
+        &db,
+        &slot,
+        "pgoutput",
+        &["--publication", "p", "--end-lsn", "now"],
+    );
     let refused = |what: &str| {
         for extra in [&[][..], &["--snapshot"][..]] {
             let out = run(&[plain.clone(), vec_of(extra)].concat(), &[], TIMEOUT);
             assert_eq!(out.code, Some(2), "{what} {extra:?}: {}", out.stderr);
             assert!(
-                out.stderr.contains(&format!("the initial snapshot of replication slot \"{slot}\" was interrupted"))
-                    && out.stderr.contains("--drop-slot"),
+                out.stderr.contains(&format!(
+                    "the initial snapshot of replication slot \"{slot}\" was interrupted"
+                )) && out.stderr.contains("--drop-slot"),
                 "{what}: {}",
                 out.stderr
             );
@@ -559,26 +765,44 @@ fn interrupted_snapshot_is_never_skipped() {
         }
     };
     let drop_slot = || {
-        let out = run(&[db.conn_args(), vec_of(&["--slot", &slot, "--drop-slot"])].concat(), &[], TIMEOUT);
+        let out = run(
+            &[db.conn_args(), vec_of(&["--slot", &slot, "--drop-slot"])].concat(),
+            &[],
+            TIMEOUT,
+        );
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         assert_eq!(slot_type(&db, &slot), None);
-        assert_eq!(slot_type(&db, &marker(&slot)), None, "--drop-slot leaves the marker");
+        assert_eq!(
+            slot_type(&db, &marker(&slot)),
+            None,
+            "--drop-slot leaves the marker"
+        );
     };
 
     // A stop during the copy: exit 0 at once, with a warning.
     let mut child = stuck_snapshot(&db, &slot);
     let started = Instant::now();
-    let st = std::process::Command::new("kill").args(["-s", "INT", &child.id().to_string()]).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "no exit after SIGINT");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit after SIGINT"
+        );
         thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let log = fs::read_to_string(std::env::temp_dir().join(format!("{slot}.stderr"))).unwrap();
     assert!(log.contains("did not finish"), "{log}");
     refused("after SIGINT");
@@ -592,12 +816,32 @@ fn interrupted_snapshot_is_never_skipped() {
     drop_slot();
 
     // A marker without its slot (a crash between the two creations).
-    db.sql(&format!("SELECT pg_create_physical_replication_slot({}, false, false)", quote_literal(&marker(&slot))));
-    let out = run(&[plain.clone(), vec_of(&["--snapshot"])].concat(), &[], Duration::from_secs(60));
+    db.sql(&format!(
+        "SELECT pg_create_physical_replication_slot({}, false, false)",
+        quote_literal(&marker(&slot))
+    ));
+    let out = run(
+        &[plain.clone(), vec_of(&["--snapshot"])].concat(),
+        &[],
+        Duration::from_secs(60),
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(json_lines(&out.stdout_lines).iter().filter(|e| e["op"] == "read").count(), 50000);
+    assert_eq!(
+        json_lines(&out.stdout_lines)
+            .iter()
+            .filter(|e| e["op"] == "read")
+            .count(),
+        50000
+    );
     assert_eq!(slot_type(&db, &marker(&slot)), None);
-    assert_eq!(run(&plain, &[], TIMEOUT).code, Some(0), "a finished snapshot is not refused");
+    assert_eq!(
+        run(&plain, &[], TIMEOUT).code,
+        Some(0),
+        "a finished snapshot is not refused"
+    );
     let _ = fs::remove_file(std::env::temp_dir().join(format!("{slot}.stderr")));
-    db.sql(&format!("SELECT pg_drop_replication_slot({})", quote_literal(&slot)));
+    db.sql(&format!(
+        "SELECT pg_drop_replication_slot({})",
+        quote_literal(&slot)
+    ));
 }

@@ -34,7 +34,8 @@ fn streaming_refused(db: &TestDb, slot: &str) -> bool {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stdout_lines.is_empty(), "{:?}", out.stdout_lines);
     assert!(
-        out.stderr.contains("--streaming needs pgoutput protocol 2 or later (PostgreSQL 14+)"),
+        out.stderr
+            .contains("--streaming needs pgoutput protocol 2 or later (PostgreSQL 14+)"),
         "{}",
         out.stderr
     );
@@ -43,7 +44,12 @@ fn streaming_refused(db: &TestDb, slot: &str) -> bool {
 
 fn drain(db: &TestDb, slot: &str, extra: &[&str]) -> Output {
     db.sql("SELECT pg_current_wal_flush_lsn()");
-    let args = [db.stream_args(slot, "p"), vec_of(&["--streaming", "--end-lsn", "now"]), vec_of(extra)].concat();
+    let args = [
+        db.stream_args(slot, "p"),
+        vec_of(&["--streaming", "--end-lsn", "now"]),
+        vec_of(extra),
+    ]
+    .concat();
     let out = run(&args, &[], TIMEOUT);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     out
@@ -66,28 +72,44 @@ fn large_transactions_stream_then_commit_or_abort() {
     db.sql("INSERT INTO t VALUES (9999, 'small')");
     let events = drain(&db, &slot, &[]).json();
 
-    let committed: Vec<_> = events.iter().filter(|e| e["op"] == "stream_commit").collect();
+    let committed: Vec<_> = events
+        .iter()
+        .filter(|e| e["op"] == "stream_commit")
+        .collect();
     assert_eq!(committed.len(), 1, "one streamed commit");
     let xid = committed[0]["xid"].as_i64().unwrap();
     assert!(committed[0]["commit_lsn"].is_string() && committed[0]["commit_ts"].is_string());
     let streamed: Vec<_> = events.iter().filter(|e| e["streamed"] == true).collect();
-    assert!(streamed.iter().all(|e| e.get("commit_lsn").is_none() && e.get("commit_ts").is_none()));
+    assert!(streamed
+        .iter()
+        .all(|e| e.get("commit_lsn").is_none() && e.get("commit_ts").is_none()));
     let of_xid = |x: i64| streamed.iter().filter(|e| e["xid"] == x).count();
-    assert!(of_xid(xid) >= 2001, "the committed transaction's changes came streamed");
+    assert!(
+        of_xid(xid) >= 2001,
+        "the committed transaction's changes came streamed"
+    );
 
     // The savepoint's rows that were streamed before ROLLBACK TO are undone
     // by a stream_abort naming that subtransaction.
-    let sub_aborts: Vec<_> =
-        events.iter().filter(|e| e["op"] == "stream_abort" && e.get("subxid").is_some()).collect();
+    let sub_aborts: Vec<_> = events
+        .iter()
+        .filter(|e| e["op"] == "stream_abort" && e.get("subxid").is_some())
+        .collect();
     for abort in &sub_aborts {
         assert_eq!(abort["xid"], xid);
         let sub = abort["subxid"].as_i64().unwrap();
-        assert!(streamed.iter().any(|e| e["subxid"] == sub), "changes of the aborted subtransaction carry its subxid");
+        assert!(
+            streamed.iter().any(|e| e["subxid"] == sub),
+            "changes of the aborted subtransaction carry its subxid"
+        );
     }
     // The rolled-back transaction ends with a whole-transaction stream_abort.
     // PostgreSQL 18 discards a large transaction that has already aborted
     // when it would stream it: then nothing of it comes at all.
-    let aborts: Vec<_> = events.iter().filter(|e| e["op"] == "stream_abort" && e.get("subxid").is_none()).collect();
+    let aborts: Vec<_> = events
+        .iter()
+        .filter(|e| e["op"] == "stream_abort" && e.get("subxid").is_none())
+        .collect();
     let aborted = if crate::harness::server_major() >= 18 && aborts.is_empty() {
         let ids = |e: &&serde_json::Value| {
             e["new"]["id"]
@@ -117,7 +139,10 @@ fn large_transactions_stream_then_commit_or_abort() {
     // Replaying (undoing aborted parts) gives the table's contents.
     let mut rows = std::collections::BTreeSet::new();
     let undone = |e: &serde_json::Value| {
-        e["xid"] == aborted || sub_aborts.iter().any(|a| a["subxid"] == e["subxid"] && e.get("subxid").is_some())
+        e["xid"] == aborted
+            || sub_aborts
+                .iter()
+                .any(|a| a["subxid"] == e["subxid"] && e.get("subxid").is_some())
     };
     for e in events.iter().filter(|e| e["op"] == "insert" && !undone(e)) {
         rows.insert(e["new"]["id"].as_i64().unwrap());
@@ -141,20 +166,35 @@ fn uncommitted_streamed_transaction_is_not_acknowledged() {
     let mut open = std::process::Command::new("psql")
         .args(["-X", "-q", "-h"])
         .arg(&Cluster::shared().socket_dir)
-        .args(["-p", &Cluster::shared().port.to_string(), "-U", "postgres", "-d", &db.name])
+        .args([
+            "-p",
+            &Cluster::shared().port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &db.name,
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
     let stdin = open.stdin.as_mut().unwrap();
-    writeln!(stdin, "BEGIN; INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;").unwrap();
+    writeln!(
+        stdin,
+        "BEGIN; INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;"
+    )
+    .unwrap();
     stdin.flush().unwrap();
     crate::harness::wait_until("the big transaction's rows", TIMEOUT, || {
-        (db.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") != "0").then_some(())
+        (db.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") != "0")
+            .then_some(())
     });
     db.sql("INSERT INTO t VALUES (9999, 'small')");
     let first = drain(&db, &slot, &[]).json();
-    assert!(first.iter().any(|e| e["streamed"] == true), "the open transaction was streamed");
+    assert!(
+        first.iter().any(|e| e["streamed"] == true),
+        "the open transaction was streamed"
+    );
     assert!(first.iter().any(|e| e["new"]["id"] == 9999));
     writeln!(stdin, "COMMIT;").unwrap();
     drop(open.stdin.take());
@@ -163,19 +203,33 @@ fn uncommitted_streamed_transaction_is_not_acknowledged() {
     // acknowledge past them (so the small transaction, which committed after
     // the big one began, comes again too: at least once).
     let second = drain(&db, &slot, &[]).json();
-    let big = second.iter().filter(|e| e["op"] == "insert" && e["new"]["id"].as_i64() <= Some(2000)).count();
+    let big = second
+        .iter()
+        .filter(|e| e["op"] == "insert" && e["new"]["id"].as_i64() <= Some(2000))
+        .count();
     assert_eq!(big, 2000, "{}", second.len());
-    assert_eq!(second.iter().filter(|e| e["op"] == "stream_commit").count(), 1);
+    assert_eq!(
+        second.iter().filter(|e| e["op"] == "stream_commit").count(),
+        1
+    );
 }
 
 #[test]
 fn streaming_needs_pgoutput_protocol_2() {
     let db = setup();
     let out = run(
-        &[db.stream_args(&format!("{}_p", db.name), "p"), vec_of(&["--streaming", "--proto-version", "1"])].concat(),
+        &[
+            db.stream_args(&format!("{}_p", db.name), "p"),
+            vec_of(&["--streaming", "--proto-version", "1"]),
+        ]
+        .concat(),
         &[],
         TIMEOUT,
     );
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("--streaming needs pgoutput protocol 2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--streaming needs pgoutput protocol 2"),
+        "{}",
+        out.stderr
+    );
 }

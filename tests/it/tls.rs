@@ -531,8 +531,17 @@ fn tls_settings_as_flags() {
     let t = tls();
     let db = setup("tls_flags");
     let mut a = args(&db, "127.0.0.1", SCRAM_USER, "", "tls_flags");
-    a.extend(crate::harness::vec_of(&["--sslmode", "verify-ca", "--sslrootcert", &t.file("ca.crt")]));
-    let out = run(&a, &[("PGPASSWORD", SCRAM_PASSWORD), ("PGSSLMODE", "disable")], TIMEOUT);
+    a.extend(crate::harness::vec_of(&[
+        "--sslmode",
+        "verify-ca",
+        "--sslrootcert",
+        &t.file("ca.crt"),
+    ]));
+    let out = run(
+        &a,
+        &[("PGPASSWORD", SCRAM_PASSWORD), ("PGSSLMODE", "disable")],
+        TIMEOUT,
+    );
     assert_streamed(&out, "--sslmode verify-ca");
     assert_both_on_tls(&db, "--sslmode verify-ca");
 }

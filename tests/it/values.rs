@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::jsontext::{entries, minify};
 use crate::harness::{
     format_lsn, parse_lsn, run, run_lines, server_major, wait_until, Cluster, TestDb, TIMEOUT,
 };
+use crate::jsontext::{entries, minify};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -103,7 +103,10 @@ impl Stream {
         let mut args = self.db.stream_args(&self.slot, &self.publication);
         args.extend(["--end-lsn", "now"].iter().map(|s| s.to_string()));
         args.extend(extra.iter().map(|s| s.to_string()));
-        let lines: Vec<Line> = run_lines(&args).into_iter().map(|(raw, v)| Line { raw, v }).collect();
+        let lines: Vec<Line> = run_lines(&args)
+            .into_iter()
+            .map(|(raw, v)| Line { raw, v })
+            .collect();
         for l in &lines {
             l.check_common();
         }
@@ -290,14 +293,18 @@ fn assert_new(line: &Line, want: &str) {
 fn assert_new_except(line: &Line, want: &str, skip: &[&str]) {
     let show = |e: Vec<crate::jsontext::Entry>| -> Vec<(String, String)> {
         e.into_iter()
-            .map(|crate::jsontext::Entry { key: k, value: v, .. }| {
-                let v = if skip.contains(&k.as_str()) {
-                    "…".into()
-                } else {
-                    minify(&v)
-                };
-                (k, v)
-            })
+            .map(
+                |crate::jsontext::Entry {
+                     key: k, value: v, ..
+                 }| {
+                    let v = if skip.contains(&k.as_str()) {
+                        "…".into()
+                    } else {
+                        minify(&v)
+                    };
+                    (k, v)
+                },
+            )
             .collect()
     };
     let (got, want) = (show(entries(&line.raw("new"))), show(entries(want)));

@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::jsontext::{entries, Entry};
 use crate::harness::{run_lines, vec_of, wait_until, Cluster, TestDb, TIMEOUT};
+use crate::jsontext::{entries, Entry};
 
 // ---------------------------------------------------------------------------
 // The documented exceptions
@@ -272,7 +272,10 @@ fn run_now(
         args.extend(vec_of(&["--publication", p]));
     }
     args.extend(vec_of(extra));
-    let lines: Vec<Line> = run_lines(&args).into_iter().map(|(raw, v)| Line { raw, v }).collect();
+    let lines: Vec<Line> = run_lines(&args)
+        .into_iter()
+        .map(|(raw, v)| Line { raw, v })
+        .collect();
     for l in &lines {
         assert_eq!(
             object(&entries(&l.raw)),
@@ -1290,8 +1293,11 @@ fn wal2json_publication_follows_tables_added_while_streaming() {
     // The documented exception: with a FOR TABLE publication, wal2json gets
     // the table list when pgstream connects, so a table added while it
     // streams shows up only after the next reconnect.
-    let without_added: Vec<String> =
-        out[2].iter().filter(|l| !l.contains(r#""table":"added""#)).cloned().collect();
+    let without_added: Vec<String> = out[2]
+        .iter()
+        .filter(|l| !l.contains(r#""table":"added""#))
+        .cloned()
+        .collect();
     let mut failures = Vec::new();
     for (pg, wj, what) in [
         (
