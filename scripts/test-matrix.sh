@@ -40,29 +40,12 @@ if ! flock -n 9; then
     exit 1
 fi
 
-has_server() { [ -x "$1/initdb" ] && [ -x "$1/pg_ctl" ] && [ -x "$1/postgres" ]; }
+# shellcheck source=scripts/pgbin.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pgbin.sh"
 
 # The machine's server, found as scripts/install-deps.sh and the harness do
 # (without PGSTREAM_TEST_PGBIN).
-machine_bindir() {
-    local d v best="" bestv=0
-    if command -v pg_config >/dev/null 2>&1; then
-        d=$(pg_config --bindir 2>/dev/null || true)
-        if [ -n "$d" ] && has_server "$d"; then
-            echo "$d"
-            return
-        fi
-    fi
-    for d in /usr/lib/postgresql/*/bin; do
-        v=$(basename "$(dirname "$d")")
-        case $v in '' | *[!0-9]*) continue ;; esac
-        if has_server "$d" && [ "$v" -gt "$bestv" ]; then
-            best=$d
-            bestv=$v
-        fi
-    done
-    [ -n "$best" ] && echo "$best"
-}
+machine_bindir() { PGSTREAM_TEST_PGBIN='' find_bindir; }
 
 major_of() { "$1/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/'; }
 
