@@ -250,7 +250,10 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(a.next_due(t0), t0, "the first update is due at once");
         a.report(t0);
-        assert_eq!(a.next_due(t0 + Duration::from_secs(3)), t0 + Duration::from_secs(10));
+        assert_eq!(
+            a.next_due(t0 + Duration::from_secs(3)),
+            t0 + Duration::from_secs(10)
+        );
     }
 
     #[test]
