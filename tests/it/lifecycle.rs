@@ -708,21 +708,7 @@ fn reader_gone_mid_stream_exits_0_quietly_and_loses_nothing() {
         .collect();
     db.sql_sync(&sql);
 
-    let (st, err, head_lines, took) = pipe_into_head(&args(&db, slot, &[]), 5);
-    eprintln!(
-        "reader gone: pgstream exited ({}) {took:?} after head",
-        status_desc(&st)
-    );
-    assert_eq!(insert_ids(&head_lines), range(1..=5));
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "reader gone is a clean stop; stderr:\n{err}"
-    );
-    assert!(
-        err.trim().is_empty(),
-        "reader gone must exit quietly, stderr:\n{err}"
-    );
+    assert_eq!(insert_ids(&reader_gone(&db, slot, 5)), range(1..=5));
 
     db.wait_slot_inactive(slot, TIMEOUT);
     let out = run_ok(&db, slot, &["--end-lsn", "now"]);
@@ -738,20 +724,14 @@ fn reader_gone_mid_stream_exits_0_quietly_and_loses_nothing() {
     assert_eq!(ids, range(first..=20), "the next run must have no gap");
 }
 
-#[test]
-fn reader_gone_while_idle_exits_0_promptly() {
-    let db = setup("");
-    let slot = "lc_epipe_idle";
-    create_slot(&db, slot);
-    db.insert_each(1..=3);
-
-    // head takes all there is and leaves; no more data arrives.
-    let (st, err, head_lines, took) = pipe_into_head(&args(&db, slot, &[]), 3);
+/// Pipes pgstream into `head -n n`: it must exit 0 quietly (a clean stop);
+/// returns the lines head printed.
+fn reader_gone(db: &TestDb, slot: &str, n: usize) -> Vec<String> {
+    let (st, err, head_lines, took) = pipe_into_head(&args(db, slot, &[]), n);
     eprintln!(
-        "idle reader gone: pgstream exited ({}) {took:?} after head",
+        "reader gone: pgstream exited ({}) {took:?} after head",
         status_desc(&st)
     );
-    assert_eq!(insert_ids(&head_lines), range(1..=3));
     assert_eq!(
         st.code(),
         Some(0),
@@ -761,6 +741,18 @@ fn reader_gone_while_idle_exits_0_promptly() {
         err.trim().is_empty(),
         "reader gone must exit quietly, stderr:\n{err}"
     );
+    head_lines
+}
+
+#[test]
+fn reader_gone_while_idle_exits_0_promptly() {
+    let db = setup("");
+    let slot = "lc_epipe_idle";
+    create_slot(&db, slot);
+    db.insert_each(1..=3);
+
+    // head takes all there is and leaves; no more data arrives.
+    assert_eq!(insert_ids(&reader_gone(&db, slot, 3)), range(1..=3));
 
     // Everything was written and read, and reader gone is a clean stop
     // (SPEC §5): the final status update acknowledged it, nothing repeats.
