@@ -1,9 +1,11 @@
-//! The command line, as close to the flags as possible; [`crate::config`]
-//! turns it into a validated [`Config`](crate::config::Config).
+//! The command line, as close to the flags as possible, and its
+//! translation into the library's [`Config`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use pgstream::{parse_lsn, Config, ConnArgs, EndLsn, Error, Plugin, Result};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -189,6 +191,73 @@ pub enum Command {
     Man,
 }
 
+impl Cli {
+    /// The flags as a [`Config`], with `env` as the environment. Leaves
+    /// [`Config::validate`] to [`pgstream::run`].
+    pub fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let slot = self.slot.clone().unwrap_or_default();
+        let conn = ConnArgs {
+            dbname: self.dbname.clone(),
+            host: self.host.clone(),
+            port: self.port.clone(),
+            username: self.username.clone(),
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
+        };
+        let mut config = Config::with_env(&conn, slot, env)?;
+        let mut publications: Vec<String> = self
+            .publications
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        publications.dedup();
+        let lsn = |flag: &str, v: &str| {
+            parse_lsn(v).ok_or_else(|| {
+                Error::usage(format!(
+                    "invalid {flag} \"{v}\"; expected an LSN like 0/16B3748"
+                ))
+            })
+        };
+        config.start_lsn = self
+            .start_lsn
+            .as_deref()
+            .map(|v| lsn("--start-lsn", v))
+            .transpose()?;
+        config.end_lsn = match self.end_lsn.as_deref() {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("now") => Some(EndLsn::Now),
+            Some(v) => Some(EndLsn::At(lsn("--end-lsn", v)?)),
+        };
+        if self.max_changes == Some(0) {
+            return Err(Error::usage("--max-changes must be at least 1"));
+        }
+        config.plugin = self.plugin.as_deref().and_then(Plugin::from_name);
+        config.publications = publications;
+        config.create_slot = !self.no_create_slot;
+        config.temporary_slot = self.temporary_slot;
+        config.drop_slot = self.drop_slot;
+        config.snapshot = self.snapshot;
+        config.pool_size = self.pool_size as usize;
+        config.max_changes = self.max_changes;
+        config.set_tables(&self.tables, &self.exclude_tables)?;
+        config.include_tx = self.include_tx;
+        config.include_schema = self.include_schema;
+        config.include_messages = self.include_messages;
+        config.streaming = self.streaming;
+        config.origin.clone_from(&self.origin);
+        config.proto_version = self.proto_version;
+        config.status_interval = Duration::from_secs(self.status_interval);
+        config.stats_interval =
+            (self.stats_interval > 0).then(|| Duration::from_secs(self.stats_interval));
+        config.no_loop = self.no_loop;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl Command {
     /// Writes the completion script or man page to `out`.
     pub fn run(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -264,6 +333,95 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    fn config(args: &[&str]) -> Result<Config> {
+        parse(args).config(&|k| match k {
+            "USER" => Some("tester".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn minimal() {
+        let c = config(&["-S", "s", "--publication", "p"]).unwrap();
+        assert_eq!(c.slot, "s");
+        assert!(c.create_slot);
+        assert_eq!(c.status_interval, Duration::from_secs(10));
+        assert_eq!(c.dbname(), "tester");
+    }
+
+    #[test]
+    fn slot_is_required() {
+        let e = config(&["--publication", "p"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--slot"));
+    }
+
+    #[test]
+    fn pgoutput_needs_a_publication() {
+        assert_eq!(
+            config(&["-S", "s", "-P", "pgoutput"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        // Without --plugin the slot may turn out to be wal2json.
+        assert!(config(&["-S", "s"]).is_ok());
+    }
+
+    #[test]
+    fn lsns() {
+        let c = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--start-lsn",
+            "1/AB",
+            "--end-lsn",
+            "now",
+        ])
+        .unwrap();
+        assert_eq!(c.start_lsn, Some(0x1_0000_00AB));
+        assert_eq!(c.end_lsn, Some(EndLsn::Now));
+        let e = config(&["-S", "s", "--publication", "p", "--end-lsn", "soon"]).unwrap_err();
+        assert!(e.to_string().contains("--end-lsn"));
+        assert_eq!(
+            config(&["-S", "s", "--publication", "p", "--max-changes", "0"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn snapshot_needs_a_new_slot() {
+        let c = config(&["-S", "s", "--publication", "p", "--snapshot"]).unwrap();
+        assert!(c.snapshot);
+        assert_eq!(c.pool_size, 4);
+        let e = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--snapshot",
+            "--no-create-slot",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--create-slot"), "{e}");
+        let e = config(&[
+            "-S",
+            "s",
+            "--publication",
+            "p",
+            "--snapshot",
+            "--start-lsn",
+            "0/1",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

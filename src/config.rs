@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use crate::cli::Cli;
 use crate::conninfo::{ConnArgs, ConnParams};
 use crate::error::{Error, Result};
-use crate::event::{parse_lsn, Lsn};
+use crate::event::Lsn;
 use crate::filter::TableFilter;
-use crate::writer::Target;
 
 /// The output plugin of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,121 +42,137 @@ pub enum EndLsn {
     Now,
 }
 
-/// A validated run configuration.
+/// What to stream and how: the binary's flags, buildable in code.
+///
+/// [`Config::new`] takes where to connect and the slot; the public fields
+/// hold the rest, with the binary's defaults. [`run`](crate::run) checks
+/// the whole ([`Config::validate`]) before it connects.
+///
+/// ```
+/// let mut config = pgstream::Config::new(
+///     &pgstream::ConnArgs::conninfo("host=/tmp dbname=shop user=me"),
+///     "shop_slot",
+/// )?;
+/// config.publications = vec!["shop_pub".into()];
+/// config.include_tx = true;
+/// config.set_tables(&["public.orders*".into()], &[])?;
+/// # Ok::<(), pgstream::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
-    pub conn: ConnParams,
+    pub(crate) conn: ConnParams,
+    /// The replication slot (`--slot`).
     pub slot: String,
-    /// `None`: take the existing slot's plugin, or pgoutput for a new one.
+    /// The slot's output plugin (`--plugin`). `None`: the existing slot's,
+    /// or pgoutput for a new one.
     pub plugin: Option<Plugin>,
+    /// pgoutput publications (`--publication`); wal2json streams only
+    /// their tables when given.
     pub publications: Vec<String>,
+    /// Create the slot if it is missing (default; `--no-create-slot`).
     pub create_slot: bool,
+    /// Create the slot temporary: it goes with the connection.
     pub temporary_slot: bool,
+    /// Drop the slot (and an unfinished snapshot's marker) and stop.
     pub drop_slot: bool,
-    /// Emit the existing rows as `read` events when the slot is created.
+    /// When this run creates the slot, first hand every existing row of
+    /// the streamed tables over as `read` events (docs/snapshot.md).
     pub snapshot: bool,
-    /// Connections of the snapshot's pool.
+    /// Connections of the snapshot's copy (default 4).
     pub pool_size: usize,
+    /// Start here rather than at the slot's confirmed position, if later.
     pub start_lsn: Option<Lsn>,
+    /// Stop cleanly once the stream reaches this position.
     pub end_lsn: Option<EndLsn>,
+    /// Stop cleanly after this many changes (the transaction in full).
     pub max_changes: Option<u64>,
-    pub tables: TableFilter,
+    pub(crate) tables: TableFilter,
+    /// Deliver `begin` and `commit` events.
     pub include_tx: bool,
+    /// Deliver `relation` events (table descriptions, after schema changes).
     pub include_schema: bool,
+    /// Deliver `message` events (`pg_logical_emit_message`).
     pub include_messages: bool,
-    /// Ask for in-progress transactions to be streamed (SPEC §4).
+    /// Ask for in-progress transactions to be streamed (pgoutput, 14+).
     pub streaming: bool,
-    /// pgoutput's `origin` option (`any` or `none`), when given.
+    /// pgoutput's `origin` option (`any` or `none`, 16+).
     pub origin: Option<String>,
+    /// pgoutput's protocol version (default: the highest the server has).
     pub proto_version: Option<u32>,
-    pub output: Target,
+    /// Longest pause between status updates to the server (default 10 s;
+    /// zero: only when the server asks).
     pub status_interval: Duration,
-    /// How often to log a progress line (`None`: only on SIGUSR1).
+    /// How often to log a progress line (`None`: never).
     pub stats_interval: Option<Duration>,
+    /// Fail on a lost connection instead of reconnecting.
     pub no_loop: bool,
 }
 
 impl Config {
-    /// Builds and validates a configuration from parsed flags and an
-    /// environment lookup.
-    pub fn from_cli(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        let slot = cli
-            .slot
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::usage("no slot given; use --slot NAME (or set PGSTREAM_SLOT)"))?;
-        let conn = ConnParams::resolve(
-            &ConnArgs {
-                dbname: cli.dbname,
-                host: cli.host,
-                port: cli.port,
-                username: cli.username,
-                sslmode: cli.sslmode,
-                sslrootcert: cli.sslrootcert,
-                sslcert: cli.sslcert,
-                sslkey: cli.sslkey,
-            },
-            env,
-        )
-        .map_err(|e| Error::usage(e.to_string()))?;
-        let plugin = cli.plugin.as_deref().and_then(Plugin::from_name);
-        let mut publications: Vec<String> = cli
-            .publications
-            .into_iter()
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
-        publications.dedup();
-        let lsn = |flag: &str, v: &str| {
-            parse_lsn(v).ok_or_else(|| {
-                Error::usage(format!(
-                    "invalid {flag} \"{v}\"; expected an LSN like 0/16B3748"
-                ))
-            })
-        };
-        let start_lsn = cli
-            .start_lsn
-            .as_deref()
-            .map(|v| lsn("--start-lsn", v))
-            .transpose()?;
-        let end_lsn = match cli.end_lsn.as_deref() {
-            None => None,
-            Some(v) if v.eq_ignore_ascii_case("now") => Some(EndLsn::Now),
-            Some(v) => Some(EndLsn::At(lsn("--end-lsn", v)?)),
-        };
-        if cli.max_changes == Some(0) {
-            return Err(Error::usage("--max-changes must be at least 1"));
-        }
-        let config = Config {
-            conn,
-            slot,
-            plugin,
-            publications,
-            create_slot: !cli.no_create_slot,
-            temporary_slot: cli.temporary_slot,
-            drop_slot: cli.drop_slot,
-            snapshot: cli.snapshot,
-            pool_size: cli.pool_size as usize,
-            start_lsn,
-            end_lsn,
-            max_changes: cli.max_changes,
-            tables: TableFilter::new(&cli.tables, &cli.exclude_tables)?,
-            include_tx: cli.include_tx,
-            include_schema: cli.include_schema,
-            include_messages: cli.include_messages,
-            streaming: cli.streaming,
-            origin: cli.origin,
-            proto_version: cli.proto_version,
-            output: cli.file.map_or(Target::Stdout, Target::File),
-            status_interval: Duration::from_secs(cli.status_interval),
-            stats_interval: (cli.stats_interval > 0)
-                .then(|| Duration::from_secs(cli.stats_interval)),
-            no_loop: cli.no_loop,
-        };
-        config.validate()?;
-        Ok(config)
+    /// A configuration with the binary's defaults for streaming `slot`,
+    /// connecting as `conn` says. Unset connection settings come from the
+    /// `PG*` environment variables, the password file and libpq's
+    /// defaults, as for psql.
+    pub fn new(conn: &ConnArgs, slot: impl Into<String>) -> Result<Config> {
+        Self::with_env(conn, slot, &|k| std::env::var(k).ok())
     }
 
-    /// Checks what the flags cannot check one by one.
+    /// [`Config::new`] with `env` in place of the process environment.
+    pub fn with_env(
+        conn: &ConnArgs,
+        slot: impl Into<String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
+        let slot = slot.into();
+        if slot.is_empty() {
+            return Err(Error::usage(
+                "no slot given; use --slot NAME (or set PGSTREAM_SLOT)",
+            ));
+        }
+        let conn = ConnParams::resolve(conn, env).map_err(|e| Error::usage(e.to_string()))?;
+        Ok(Config {
+            conn,
+            slot,
+            plugin: None,
+            publications: Vec::new(),
+            create_slot: true,
+            temporary_slot: false,
+            drop_slot: false,
+            snapshot: false,
+            pool_size: 4,
+            start_lsn: None,
+            end_lsn: None,
+            max_changes: None,
+            tables: TableFilter::default(),
+            include_tx: false,
+            include_schema: false,
+            include_messages: false,
+            streaming: false,
+            origin: None,
+            proto_version: None,
+            status_interval: Duration::from_secs(10),
+            stats_interval: None,
+            no_loop: false,
+        })
+    }
+
+    /// Streams only the tables that match an `include` pattern (all, if
+    /// none is given) and no `exclude` pattern: `schema.table` or `table`
+    /// (any schema), with `*` and `?` wildcards, as `--table` and
+    /// `--exclude-table` take them.
+    pub fn set_tables(&mut self, include: &[String], exclude: &[String]) -> Result<()> {
+        self.tables = TableFilter::new(include, exclude)?;
+        Ok(())
+    }
+
+    /// The database the slot lives in.
+    pub fn dbname(&self) -> &str {
+        &self.conn.dbname
+    }
+
+    /// Checks what the fields cannot check one by one; [`run`](crate::run)
+    /// calls it first.
     pub fn validate(&self) -> Result<()> {
         if self.drop_slot {
             return Ok(());
@@ -190,106 +204,9 @@ impl Config {
 }
 
 /// The error for pgoutput without `--publication`.
-pub fn no_publication() -> Error {
+pub(crate) fn no_publication() -> Error {
     Error::usage(
         "pgoutput needs a publication; use --publication NAME \
          (CREATE PUBLICATION NAME FOR ALL TABLES creates one)",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn config(args: &[&str]) -> Result<Config> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("pgstream").chain(args.iter().copied())).unwrap();
-        Config::from_cli(cli, &|k| match k {
-            "USER" => Some("tester".into()),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn minimal() {
-        let c = config(&["-S", "s", "--publication", "p"]).unwrap();
-        assert_eq!(c.slot, "s");
-        assert!(c.create_slot);
-        assert_eq!(c.status_interval, Duration::from_secs(10));
-        assert_eq!(c.output, Target::Stdout);
-    }
-
-    #[test]
-    fn slot_is_required() {
-        let e = config(&["--publication", "p"]).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("--slot"));
-    }
-
-    #[test]
-    fn pgoutput_needs_a_publication() {
-        assert_eq!(
-            config(&["-S", "s", "-P", "pgoutput"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
-        // Without --plugin the slot may turn out to be wal2json.
-        assert!(config(&["-S", "s"]).is_ok());
-    }
-
-    #[test]
-    fn lsns() {
-        let c = config(&[
-            "-S",
-            "s",
-            "--publication",
-            "p",
-            "--start-lsn",
-            "1/AB",
-            "--end-lsn",
-            "now",
-        ])
-        .unwrap();
-        assert_eq!(c.start_lsn, Some(0x1_0000_00AB));
-        assert_eq!(c.end_lsn, Some(EndLsn::Now));
-        let e = config(&["-S", "s", "--publication", "p", "--end-lsn", "soon"]).unwrap_err();
-        assert!(e.to_string().contains("--end-lsn"));
-        assert_eq!(
-            config(&["-S", "s", "--publication", "p", "--max-changes", "0"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
-    }
-
-    #[test]
-    fn snapshot_needs_a_new_slot() {
-        let c = config(&["-S", "s", "--publication", "p", "--snapshot"]).unwrap();
-        assert!(c.snapshot);
-        assert_eq!(c.pool_size, 4);
-        let e = config(&[
-            "-S",
-            "s",
-            "--publication",
-            "p",
-            "--snapshot",
-            "--no-create-slot",
-        ])
-        .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("--create-slot"), "{e}");
-        let e = config(&[
-            "-S",
-            "s",
-            "--publication",
-            "p",
-            "--snapshot",
-            "--start-lsn",
-            "0/1",
-        ])
-        .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-    }
 }

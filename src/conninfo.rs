@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Application name reported to the server unless one is configured.
-pub const DEFAULT_APPLICATION_NAME: &str = "pgstream";
+pub(crate) const DEFAULT_APPLICATION_NAME: &str = "pgstream";
 /// Socket directory used by default when it exists (Debian/Ubuntu builds).
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 const DEFAULT_PORT: u16 = 5432;
@@ -39,7 +39,7 @@ const UNSUPPORTED: &str =
 /// A bad connection setting. Messages are one terse lowercase line and never
 /// contain a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConnInfoError {
+pub(crate) enum ConnInfoError {
     /// A key that libpq does not know.
     #[error("invalid connection option \"{0}\"")]
     InvalidOption(String),
@@ -90,6 +90,24 @@ pub struct ConnArgs {
     pub sslkey: Option<String>,
 }
 
+impl ConnArgs {
+    /// Settings from a libpq conninfo string (`host=… dbname=…`) or a
+    /// `postgres://` URI; what it leaves out comes from the environment.
+    pub fn conninfo(conninfo: impl Into<String>) -> ConnArgs {
+        ConnArgs {
+            dbname: Some(conninfo.into()),
+            ..ConnArgs::default()
+        }
+    }
+
+    /// The password written into `dbname`'s conninfo string or URI, if any
+    /// (say, to hide it from `ps`).
+    pub fn password(&self) -> Option<String> {
+        let d = self.dbname.as_deref().filter(|d| is_conninfo(d))?;
+        parse(d).ok()?.0.remove("password")
+    }
+}
+
 /// A conninfo string or URI in `dbname` may carry a password, so it is hidden.
 impl fmt::Debug for ConnArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,7 +130,7 @@ impl fmt::Debug for ConnArgs {
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     /// Never use TLS.
     Disable,
     /// Try without TLS first, then with.
@@ -130,7 +148,7 @@ pub enum SslMode {
 
 impl SslMode {
     /// The libpq spelling, e.g. `verify-full`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
             SslMode::Allow => "allow",
@@ -165,7 +183,7 @@ impl fmt::Display for SslMode {
 
 /// Resolved parameters for one server connection.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ConnParams {
+pub(crate) struct ConnParams {
     /// A host name or IP address, or a unix socket directory (starts with `/`).
     pub host: String,
     /// TCP port, also the suffix of the socket file name.
@@ -257,7 +275,7 @@ impl ConnParams {
     /// `sslrootcert`/`sslcert`/`sslkey` under `$HOME/.postgresql/`; sslmode
     /// `verify-full` with `sslrootcert=system`, `prefer` otherwise).
     /// Empty values count as unset.
-    pub fn resolve(
+    pub(crate) fn resolve(
         args: &ConnArgs,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConnParams, ConnInfoError> {
@@ -361,12 +379,12 @@ impl ConnParams {
     }
 
     /// True when `host` names a unix socket directory.
-    pub fn is_unix_socket(&self) -> bool {
+    pub(crate) fn is_unix_socket(&self) -> bool {
         self.host.starts_with('/')
     }
 
     /// The unix socket path (`{dir}/.s.PGSQL.{port}`) when host is a socket directory.
-    pub fn socket_path(&self) -> Option<PathBuf> {
+    pub(crate) fn socket_path(&self) -> Option<PathBuf> {
         self.is_unix_socket()
             .then(|| Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
     }
@@ -378,7 +396,7 @@ impl ConnParams {
     /// and `CatalogConn::connect` sets the mode of each attempt per libpq's
     /// plan, see `crate::tls`). Over a unix socket TLS is disabled, as libpq
     /// never uses it there.
-    pub fn to_tokio_config(&self) -> tokio_postgres::Config {
+    pub(crate) fn to_tokio_config(&self) -> tokio_postgres::Config {
         use tokio_postgres::config::SslMode as T;
         let mut c = tokio_postgres::Config::new();
         if self.is_unix_socket() {

@@ -65,6 +65,9 @@ pub enum Error {
     /// [`Error::is_broken_pipe`]).
     #[error("cannot write output: {0}")]
     Output(io::Error),
+    /// The [`Handler`](crate::Handler) failed (exit 1).
+    #[error("handler failed: {0}")]
+    Handler(crate::handler::HandlerError),
 }
 
 impl Error {

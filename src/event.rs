@@ -1,10 +1,12 @@
-//! The event model: what every decoder produces and the JSON writer consumes.
+//! The event model: what every decoder produces and every
+//! [`Handler`](crate::Handler) receives, the JSON Lines writer included.
 //!
 //! Events borrow from the decoder (relation cache, message bytes, scratch
-//! space), so producing one allocates nothing. The writer never learns which
-//! plugin decoded an event.
+//! space), so producing one allocates nothing; copy out what must outlive a
+//! handler call. Nothing in an event says which output plugin decoded it.
+//! docs/output.md describes each field as the JSON output shows it.
 
-use crate::decode::value::ValueKind;
+pub use crate::decode::value::ValueKind;
 
 /// A WAL position (`X/XXXXXXXX` when printed, see [`fmt_lsn`]).
 pub type Lsn = u64;
@@ -100,7 +102,7 @@ pub enum Datum<'a> {
 /// Where a [`Datum`] lies in a row's data buffer; kept in reusable scratch
 /// vectors so decoding a row allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawDatum {
+pub(crate) enum RawDatum {
     Null,
     UnchangedToast,
     Text { start: u32, end: u32 },
@@ -109,10 +111,11 @@ pub enum RawDatum {
 /// A row image: the relation's columns paired with their values.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
+    /// The table the row belongs to.
     pub relation: &'a Relation,
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// One entry per column of `relation`, in order.
-    pub datums: &'a [RawDatum],
+    pub(crate) datums: &'a [RawDatum],
     /// A key-only image (pgoutput's `K` tuple): only identity columns are
     /// meaningful, the others are sent as NULL and must not be written.
     pub key_only: bool,
@@ -129,6 +132,29 @@ impl<'a> Row<'a> {
             Some(RawDatum::UnchangedToast) => Datum::UnchangedToast,
             Some(RawDatum::Null) | None => Datum::Null,
         }
+    }
+
+    /// The value of the column named `name`, if the image carries it.
+    pub fn get_named(&self, name: &str) -> Option<Datum<'a>> {
+        self.columns().find(|(c, _)| c.name == name).map(|(_, d)| d)
+    }
+
+    /// The image as a JSON object, values typed as the JSON output types
+    /// them (numbers, booleans, embedded JSON, RFC 3339 times…); unchanged
+    /// TOAST values are left out. Allocates: for handlers, not the hot path.
+    ///
+    /// ```
+    /// # fn f(event: &pgstream::Event<'_>) {
+    /// if let Some(row) = event.new {
+    ///     let row = row.to_json();
+    ///     println!("id = {}", row["id"]);
+    /// }
+    /// # }
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = Vec::new();
+        crate::output::write_row_object(&mut out, *self);
+        serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
     }
 
     /// The columns this image carries, with their values.

@@ -1,44 +1,58 @@
-//! pgstream: PostgreSQL logical replication → one JSON line per change.
+//! pgstream: PostgreSQL logical replication, one event per row change.
 //!
-//! # Layout
+//! The `pgstream` binary prints each change as a JSON line. This library is
+//! the same pipeline with your own [`Handler`] in place of the JSON Lines
+//! writer: connect → slot → stream → decode → handle → acknowledge, where a
+//! transaction is acknowledged to the server only once the handler has
+//! completed it (at-least-once delivery).
 //!
-//! - [`cli`], [`config`], [`conninfo`]: flags, environment and `~/.pgpass`
-//!   into one validated [`config::Config`].
-//! - [`replication`]: our walsender connection (postgres-protocol over
-//!   tokio sockets): startup, authentication, replication commands, CopyBoth.
-//! - [`sql`]: ordinary tokio-postgres connections for catalog look-ups, and
-//!   `--snapshot`'s parallel copy over a pool of them ([`sql::snapshot`]).
-//! - [`decode`]: one [`decode::Decoder`] per output plugin, all producing
-//!   [`event::Event`]s; [`decode::value`] maps PostgreSQL text to JSON.
-//! - [`output`]: an event as one JSON line; [`writer`]: the output thread.
-//! - [`filter`]: `--table` / `--exclude-table` patterns.
-//! - [`ack`]: what may be acknowledged to the server, and when.
-//! - [`pipeline`]: the loop that ties them together and reconnects.
-//! - [`stats`]: progress and lag lines; [`systemd`]: sd_notify.
+//! ```no_run
+//! # async fn embed(mut handler: impl pgstream::Handler) -> pgstream::Result<()> {
+//! let conn = pgstream::ConnArgs::conninfo("host=localhost dbname=shop user=replicator");
+//! let mut config = pgstream::Config::new(&conn, "shop_slot")?;
+//! config.publications = vec!["shop_pub".into()];
+//! let (_stop, shutdown) = tokio::sync::watch::channel(false); // send(true) stops it
+//! pgstream::run(config, &mut handler, shutdown).await
+//! # }
+//! ```
 //!
-//! The flow is connect → slot → stream → decode → write → acknowledge; the
-//! only position ever acknowledged is the end of a transaction whose lines
-//! are all written and flushed.
-#![allow(missing_docs)]
+//! # Map
+//!
+//! - [`Config`] (with [`ConnArgs`]): what to stream and where from.
+//! - [`run`]: streams until a stop is asked for ([`Control`]), the configured
+//!   end is reached, or an [`Error`] no reconnection can cure.
+//! - [`Handler`]: receives each [`Event`] and completes transactions with a
+//!   [`Completion`]; [`JsonLines`] is the binary's handler.
+//! - [`event`]: the event model, borrowed from pgstream's buffers, with the
+//!   table ([`event::Relation`]) and typed values ([`event::Row::to_json`]).
+//!
+//! docs/library.md describes the delivery contract; docs/architecture.md
+//! the modules inside.
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod ack;
-pub mod argv;
-pub mod cli;
-pub mod config;
-pub mod conninfo;
-pub mod decode;
-pub mod error;
+mod ack;
+mod config;
+mod conninfo;
+mod decode;
+mod error;
 pub mod event;
-pub mod filter;
-pub mod output;
-pub mod pipeline;
-pub mod replication;
-pub mod sql;
-pub mod stats;
-pub mod systemd;
-pub mod tls;
-pub mod writer;
+mod filter;
+mod handler;
+mod jsonl;
+mod output;
+mod pipeline;
+mod replication;
+mod sql;
+mod stats;
+mod systemd;
+mod tls;
+mod writer;
 
-pub use config::Config;
-pub use error::{Error, Result};
+pub use config::{Config, EndLsn, Plugin};
+pub use conninfo::ConnArgs;
+pub use decode::DecodeError;
+pub use error::{Error, Result, ServerError};
+pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
+pub use handler::{Completion, Handler, HandlerError};
+pub use jsonl::JsonLines;
 pub use pipeline::{run, Control};

@@ -1,13 +1,17 @@
-//! The `pgstream` binary: flags → logger → runtime → signals → run → exit
-//! code (0 clean stop, 1 runtime failure, 2 usage, 130 second signal).
+//! The `pgstream` binary: flags → logger → runtime → signals → run with
+//! the JSON Lines handler → exit code (0 clean stop, 1 runtime failure,
+//! 2 usage, 130 second signal).
+
+mod argv;
+mod cli;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use cli::Cli;
 use futures_util::StreamExt;
-use pgstream::cli::Cli;
-use pgstream::{Config, Control};
+use pgstream::{Control, Error, JsonLines};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
@@ -25,13 +29,24 @@ fn main() -> ExitCode {
         };
     }
     init_logger(&cli);
-    let config = match Config::from_cli(cli, &|k| std::env::var(k).ok()) {
+    let config = match cli.config(&|k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    if let Some(password) = &config.conn.password {
-        pgstream::argv::hide(password);
+    let dbname = cli.dbname.clone().map(pgstream::ConnArgs::conninfo);
+    if let Some(password) = dbname.and_then(|d| d.password()) {
+        argv::hide(&password);
     }
+    // --drop-slot writes nothing: no file to create.
+    let handler = match &cli.file {
+        Some(path) if !config.drop_slot => JsonLines::file(path)
+            .map_err(|e| Error::usage(format!("cannot open {}: {e}", path.display()))),
+        _ => JsonLines::stdout().map_err(Error::Output),
+    };
+    let mut handler = match handler {
+        Ok(h) => h,
+        Err(e) => return fail(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,7 +61,7 @@ fn main() -> ExitCode {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (report_tx, report_rx) = watch::channel(());
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
-            .map_err(|e| pgstream::Error::usage(format!("cannot install signal handlers: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot install signal handlers: {e}")))?;
         tokio::spawn(async move {
             let mut stops = 0;
             while let Some(signal) = signals.next().await {
@@ -64,6 +79,7 @@ fn main() -> ExitCode {
         });
         pgstream::run(
             config,
+            &mut handler,
             Control {
                 shutdown: stop_rx,
                 report: report_rx,
@@ -80,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(e: &pgstream::Error) -> ExitCode {
+fn fail(e: &Error) -> ExitCode {
     eprintln!("pgstream: {e}");
     ExitCode::from(e.exit_code())
 }

@@ -10,7 +10,7 @@ use crate::decode::value::{write_base64, write_json_str, write_timestamp_micros,
 use crate::event::{Datum, Event, Lsn, Row};
 
 /// Appends `event` as one JSON line (with its `\n`) to `out`.
-pub fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
+pub(crate) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
     out.extend_from_slice(b"{\"op\":\"");
     out.extend_from_slice(ev.op.as_str().as_bytes());
     out.push(b'"');
@@ -124,7 +124,13 @@ fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datu
 /// Writes a row image; unchanged TOAST values are left out (never a
 /// placeholder).
 fn write_row(out: &mut Vec<u8>, name: &str, row: Row<'_>) {
-    let _ = write!(out, ",\"{name}\":{{");
+    let _ = write!(out, ",\"{name}\":");
+    write_row_object(out, row);
+}
+
+/// Writes a row image as a JSON object.
+pub(crate) fn write_row_object(out: &mut Vec<u8>, row: Row<'_>) {
+    out.push(b'{');
     let mut first = true;
     for (col, datum) in row.columns() {
         if datum != Datum::UnchangedToast {

@@ -7,13 +7,12 @@ use crate::event::{fmt_lsn, Lsn};
 
 /// Counters of one run (they survive reconnects).
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     /// Change events and transactions decoded into output.
     pub changes: u64,
     pub transactions: u64,
-    /// Bytes, last commit end written and flushed by the writer.
-    pub bytes: u64,
+    /// The last position the handler completed.
     pub written: Lsn,
     /// Last position acknowledged to the server.
     pub acked: Lsn,
@@ -30,7 +29,6 @@ impl Default for Stats {
             started: now,
             changes: 0,
             transactions: 0,
-            bytes: 0,
             written: 0,
             acked: 0,
             server: 0,
@@ -41,7 +39,7 @@ impl Default for Stats {
 
 impl Stats {
     /// One line describing progress since the previous report.
-    pub fn report(&mut self) -> String {
+    pub(crate) fn report(&mut self) -> String {
         let now = Instant::now();
         let secs = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
         let rate = (self.changes - self.last.1) as f64 / secs;
@@ -50,17 +48,16 @@ impl Stats {
     }
 
     /// The final line: totals over the whole run.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64();
         format!("{} in {secs:.1}s", self.totals())
     }
 
     fn totals(&self) -> String {
         format!(
-            "{} changes in {} transactions, {} bytes written; written {}, acknowledged {}, lag {} bytes",
+            "{} changes in {} transactions; completed {}, acknowledged {}, lag {} bytes",
             self.changes,
             self.transactions,
-            self.bytes,
             fmt_lsn(self.written),
             fmt_lsn(self.acked),
             self.server.saturating_sub(self.acked)
@@ -75,14 +72,18 @@ mod tests {
         let mut s = super::Stats {
             changes: 10,
             transactions: 2,
-            bytes: 300,
             written: 0x10,
             acked: 0x10,
             server: 0x30,
             ..Default::default()
         };
         let line = s.report();
-        assert!(line.starts_with("10 changes in 2 transactions, 300 bytes written; written 0/10, acknowledged 0/10, lag 32 bytes, "), "{line}");
+        assert!(
+            line.starts_with(
+                "10 changes in 2 transactions; completed 0/10, acknowledged 0/10, lag 32 bytes, "
+            ),
+            "{line}"
+        );
         assert!(line.ends_with("changes/s"));
         assert!(s.summary().contains(" in "));
     }

@@ -10,7 +10,7 @@ use log::debug;
 
 /// A connection to the service manager, if there is one.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, std::os::unix::net::SocketAddr)>,
     /// Half of `WATCHDOG_USEC`, when systemd expects pings.
     pub watchdog: Option<Duration>,
@@ -19,7 +19,7 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `NOTIFY_SOCKET` and `WATCHDOG_USEC` (honoured only when
     /// `WATCHDOG_PID` is unset or ours, as sd_notify does).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Notifier {
+    pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Notifier {
         let socket = env("NOTIFY_SOCKET").and_then(|path| {
             let addr = socket_addr(&path)?;
             let sock = UnixDatagram::unbound().ok()?;
@@ -36,7 +36,7 @@ impl Notifier {
     }
 
     /// Sends one notification (newline-separated assignments).
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         if let Some((sock, addr)) = &self.socket {
             if let Err(e) = sock.send_to_addr(state.as_bytes(), addr) {
                 debug!("sd_notify failed: {e}");

@@ -27,9 +27,9 @@ mod binding;
 mod connector;
 mod postgres;
 
-pub use binding::{scram_choice, server_end_point, Binding, TlsInfo};
-pub use connector::Connector;
-pub use postgres::{tokio_tls_failure, MakeTls, PgTlsStream};
+pub(crate) use binding::{scram_choice, TlsInfo};
+pub(crate) use connector::Connector;
+pub(crate) use postgres::{tokio_tls_failure, MakeTls};
 
 use std::future::Future;
 
@@ -50,7 +50,7 @@ use crate::error::{Error, Result};
 
 /// How one connection attempt treats TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// No SSLRequest.
     Plain,
     /// SSLRequest; go on without TLS when the server declines (`prefer`).
@@ -61,7 +61,7 @@ pub enum Transport {
 
 /// Where a failed attempt stopped: what libpq's single retry looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// The server answered `N` to a required SSLRequest.
     Refused,
     /// Setting up TLS or the handshake failed.
@@ -74,19 +74,19 @@ pub enum Stage {
 
 /// A failed attempt.
 #[derive(Debug)]
-pub struct Failed {
+pub(crate) struct Failed {
     pub error: Error,
     pub stage: Stage,
 }
 
 impl Failed {
-    pub fn new(stage: Stage, error: Error) -> Failed {
+    pub(crate) fn new(stage: Stage, error: Error) -> Failed {
         Failed { error, stage }
     }
 }
 
 /// The first attempt's transport.
-pub fn first_transport(params: &ConnParams) -> Transport {
+pub(crate) fn first_transport(params: &ConnParams) -> Transport {
     match params.sslmode {
         _ if params.is_unix_socket() => Transport::Plain,
         SslMode::Disable | SslMode::Allow => Transport::Plain,
@@ -97,7 +97,7 @@ pub fn first_transport(params: &ConnParams) -> Transport {
 
 /// libpq's one retry: `allow` after a rejected plain login, `prefer` after a
 /// failed handshake or a rejected login over TLS.
-pub fn retry_transport(mode: SslMode, failed: Stage) -> Option<Transport> {
+pub(crate) fn retry_transport(mode: SslMode, failed: Stage) -> Option<Transport> {
     match (mode, failed) {
         (SslMode::Allow, Stage::Rejected { tls: false }) => Some(Transport::Required),
         (SslMode::Prefer, Stage::Handshake | Stage::Rejected { tls: true }) => {
@@ -110,7 +110,7 @@ pub fn retry_transport(mode: SslMode, failed: Stage) -> Option<Transport> {
 /// Runs `attempt` with the first transport and, where libpq would, once more
 /// with the other one. When an `allow` retry finds that the server has no
 /// TLS, the first error is the one that explains the failure.
-pub async fn with_retry<T, F, Fut>(params: &ConnParams, mut attempt: F) -> Result<T>
+pub(crate) async fn with_retry<T, F, Fut>(params: &ConnParams, mut attempt: F) -> Result<T>
 where
     F: FnMut(Transport) -> Fut,
     Fut: Future<Output = std::result::Result<T, Failed>>,
@@ -143,7 +143,7 @@ where
 }
 
 /// The error for a server that answers `N` to a required SSLRequest.
-pub fn refused(params: &ConnParams) -> Failed {
+pub(crate) fn refused(params: &ConnParams) -> Failed {
     Failed::new(
         Stage::Refused,
         Error::usage(format!(
@@ -155,7 +155,7 @@ pub fn refused(params: &ConnParams) -> Failed {
 
 /// Adds what to do to a pg_hba rejection of a plain connection made with
 /// `sslmode=disable` (the server wants TLS from this host).
-pub fn explain_rejection(error: Error, params: &ConnParams) -> Error {
+pub(crate) fn explain_rejection(error: Error, params: &ConnParams) -> Error {
     match error {
         Error::Server {
             context,
@@ -181,14 +181,14 @@ pub fn explain_rejection(error: Error, params: &ConnParams) -> Error {
 // ---------------------------------------------------------------------------
 
 /// A socket after SSL negotiation.
-pub enum Negotiated<S> {
+pub(crate) enum Negotiated<S> {
     Plain(S),
     Tls(Box<TlsStream<S>>, TlsInfo),
 }
 
 /// Sends SSLRequest unless `transport` is plain, reads the one-byte answer
 /// and does the handshake when the server agrees.
-pub async fn negotiate<S>(
+pub(crate) async fn negotiate<S>(
     mut stream: S,
     params: &ConnParams,
     transport: Transport,
@@ -237,7 +237,7 @@ where
 
 /// A connection error whose cause is TLS (a server's late alert, say, after
 /// it checked our client certificate) becomes a configuration error.
-pub fn explain_io(error: Error, params: &ConnParams) -> Error {
+pub(crate) fn explain_io(error: Error, params: &ConnParams) -> Error {
     match error {
         Error::Connection { context, source } => match rustls_error(&source) {
             Some(t) => Error::usage(format!(

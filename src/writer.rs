@@ -12,11 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::event::Lsn;
-
 /// Where the lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Stdout,
     /// Appended to, and fsynced before anything in it is acknowledged.
     File(PathBuf),
@@ -24,32 +22,29 @@ pub enum Target {
 
 /// A run of whole JSON lines, numbered in hand-over order.
 #[derive(Debug)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     pub seq: u64,
     pub bytes: Vec<u8>,
-    /// End of the last transaction this chunk completes.
-    pub commit_end: Option<Lsn>,
 }
 
 /// What the writer has durably written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Every chunk up to this one is written and flushed.
     pub seq: u64,
-    /// The last commit end among those chunks.
-    pub commit_end: Option<Lsn>,
-    /// Bytes written so far.
-    pub bytes: u64,
     /// Writing failed (the thread has stopped).
     pub failed: Option<io::ErrorKind>,
 }
 
+/// The error that stopped the output thread.
+pub(crate) type ErrorSlot = std::sync::Arc<std::sync::Mutex<Option<io::Error>>>;
+
 /// Handle to the output thread.
-pub struct Writer {
+pub(crate) struct Writer {
     tx: SyncSender<Chunk>,
     progress: watch::Receiver<Progress>,
     spare: Receiver<Vec<u8>>,
-    error: std::sync::Arc<std::sync::Mutex<Option<io::Error>>>,
+    error: ErrorSlot,
     /// Set when a stop gives up waiting: queued chunks are then dropped, not
     /// written after the final acknowledgement (they would repeat).
     abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -61,7 +56,7 @@ const QUEUE: usize = 8;
 
 impl Writer {
     /// Opens the target and starts the thread.
-    pub fn spawn(target: &Target) -> io::Result<Writer> {
+    pub(crate) fn spawn(target: &Target) -> io::Result<Writer> {
         let sink: Box<dyn Write + Send> = match target {
             Target::Stdout => Box::new(io::stdout()),
             Target::File(path) => {
@@ -113,8 +108,6 @@ impl Writer {
                             return fail(e, state);
                         }
                         state.seq = chunk.seq;
-                        state.bytes += chunk.bytes.len() as u64;
-                        state.commit_end = chunk.commit_end.or(state.commit_end);
                         let mut bytes = chunk.bytes;
                         bytes.clear();
                         let _ = spare_tx.try_send(bytes);
@@ -144,7 +137,7 @@ impl Writer {
 
     /// Hands a chunk over without waiting; gives it back when the queue is
     /// full (retry after the next progress report).
-    pub fn try_send(&self, chunk: Chunk) -> Result<(), Chunk> {
+    pub(crate) fn try_send(&self, chunk: Chunk) -> Result<(), Chunk> {
         match self.tx.try_send(chunk) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(c) | TrySendError::Disconnected(c)) => Err(c),
@@ -152,27 +145,33 @@ impl Writer {
     }
 
     /// A cleared buffer to fill with the next chunk.
-    pub fn buffer(&self) -> Vec<u8> {
+    pub(crate) fn buffer(&self) -> Vec<u8> {
         self.spare
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(128 * 1024))
     }
 
     /// Progress reports; `changed()` wakes after each flush.
-    pub fn progress(&mut self) -> &mut watch::Receiver<Progress> {
+    pub(crate) fn progress(&mut self) -> &mut watch::Receiver<Progress> {
         &mut self.progress
     }
 
     /// Writes nothing more that is queued (the chunk being written, if any,
     /// still completes).
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         self.abandon
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The error that stopped the thread, once.
-    pub fn take_error(&self) -> Option<io::Error> {
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Where the thread leaves its error, for a waiter that outlives a
+    /// borrow of the writer.
+    pub(crate) fn error_slot(&self) -> ErrorSlot {
+        self.error.clone()
     }
 }
 

@@ -7,7 +7,7 @@ use super::value::ValueKind;
 
 /// Something a decoder asks the pipeline to look up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CatalogRequest {
+pub(crate) enum CatalogRequest {
     /// How these type OIDs map to JSON (domains, enums, arrays of them).
     Types(Vec<u32>),
     /// The primary key column names of a table (by relation OID).
@@ -23,7 +23,7 @@ pub enum CatalogRequest {
 /// sends them, pgoutput does not) and which columns an update may leave out
 /// because they are TOASTed and unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableInfo {
+pub(crate) struct TableInfo {
     /// `pg_class.relreplident`: `b'd'`, `b'n'`, `b'f'` or `b'i'`; `None`
     /// when no such table exists (any more).
     pub replica_identity: Option<u8>,
@@ -37,7 +37,7 @@ pub struct TableInfo {
 
 /// One column of a [`TableInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableColumn {
+pub(crate) struct TableColumn {
     pub name: String,
     pub type_oid: u32,
     /// `GENERATED ALWAYS AS … STORED`.
@@ -49,7 +49,7 @@ pub struct TableColumn {
 
 /// Cached catalog facts.
 #[derive(Debug, Default)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     types: HashMap<u32, ValueKind>,
     primary_keys: HashMap<u32, Vec<String>>,
     /// By schema, then table name (nested so a look-up needs no key String).
@@ -59,38 +59,38 @@ pub struct Catalog {
 impl Catalog {
     /// How a type's text form maps to JSON: built-in types directly, others
     /// once looked up.
-    pub fn kind(&self, oid: u32) -> Option<ValueKind> {
+    pub(crate) fn kind(&self, oid: u32) -> Option<ValueKind> {
         super::value::builtin_kind(oid).or_else(|| self.types.get(&oid).cloned())
     }
 
     /// Records a looked-up type.
-    pub fn insert_type(&mut self, oid: u32, kind: ValueKind) {
+    pub(crate) fn insert_type(&mut self, oid: u32, kind: ValueKind) {
         self.types.insert(oid, kind);
     }
 
     /// The primary key of a relation, if looked up.
-    pub fn primary_key(&self, relid: u32) -> Option<&[String]> {
+    pub(crate) fn primary_key(&self, relid: u32) -> Option<&[String]> {
         self.primary_keys.get(&relid).map(Vec::as_slice)
     }
 
     /// Records a looked-up primary key (empty when the table has none).
-    pub fn insert_primary_key(&mut self, relid: u32, columns: Vec<String>) {
+    pub(crate) fn insert_primary_key(&mut self, relid: u32, columns: Vec<String>) {
         self.primary_keys.insert(relid, columns);
     }
 
     /// Forgets a primary key so the next relation message looks it up again
     /// (the table may have changed).
-    pub fn forget_primary_key(&mut self, relid: u32) {
+    pub(crate) fn forget_primary_key(&mut self, relid: u32) {
         self.primary_keys.remove(&relid);
     }
 
     /// A table's shape, if looked up.
-    pub fn table(&self, schema: &str, name: &str) -> Option<&TableInfo> {
+    pub(crate) fn table(&self, schema: &str, name: &str) -> Option<&TableInfo> {
         self.tables.get(schema)?.get(name)
     }
 
     /// Records a looked-up table, replacing what was known.
-    pub fn insert_table(&mut self, schema: String, name: String, info: TableInfo) {
+    pub(crate) fn insert_table(&mut self, schema: String, name: String, info: TableInfo) {
         self.tables.entry(schema).or_default().insert(name, info);
     }
 }

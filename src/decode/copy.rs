@@ -14,7 +14,7 @@ use crate::event::RawDatum;
 
 /// A line the parser cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CopyError {
+pub(crate) enum CopyError {
     #[error("COPY row has {got} values, expected {want}")]
     Columns { got: usize, want: usize },
     #[error("COPY row longer than 4 GB")]
@@ -23,7 +23,7 @@ pub enum CopyError {
 
 /// Reusable scratch space for parsing rows.
 #[derive(Debug, Default)]
-pub struct CopyRow {
+pub(crate) struct CopyRow {
     /// Unescaped values of the last row that had a backslash.
     scratch: Vec<u8>,
     datums: Vec<RawDatum>,
@@ -33,7 +33,7 @@ impl CopyRow {
     /// Parses `line` (without its `\n`), which must hold `ncols` values.
     /// Returns the bytes the datums point into (`line` itself, or the
     /// unescaped copy) and one datum per column.
-    pub fn parse<'a>(
+    pub(crate) fn parse<'a>(
         &'a mut self,
         line: &'a [u8],
         ncols: usize,

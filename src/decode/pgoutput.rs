@@ -1,10 +1,11 @@
 //! pgoutput decoder: PostgreSQL's built-in logical replication plugin
 //! (protocol versions 1–4) → [`Event`]s.
 //!
-//! Sans-IO: [`PgOutput::decode`] parses one XLogData payload and hands its
-//! events to a [`Sink`]. Events borrow the relation cache and two reusable
-//! scratch vectors, so a change message allocates nothing; only Relation
-//! messages (once per table per session, and after schema changes) do.
+//! Sans-IO: [`PgOutput::decode`] parses one XLogData payload into
+//! [`Events`]. Events borrow the message, the relation cache and two
+//! reusable scratch vectors, so a change message allocates nothing; only
+//! Relation messages (once per table per session, and after schema changes)
+//! do.
 //!
 //! Origin and Type messages are parsed and dropped (types come from the
 //! catalog). Two-phase messages (proto ≥ 3) are parsed but emit nothing yet.
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 
 use super::catalog::{Catalog, CatalogRequest};
 use super::value::ValueKind;
-use super::{DecodeError, Decoded, Decoder, Sink};
+use super::{DecodeError, Decoded, Decoder, Events};
 use crate::event::{
     Column, Event, Lsn, Message, Op, PgTimestamp, RawDatum, Relation, Row, TruncateFlags,
 };
@@ -37,7 +38,7 @@ struct Tx {
 /// The pgoutput decoder. Use one per replication session: the server sends
 /// every relation once per session, so the cache does not outlive it.
 #[derive(Debug, Default)]
-pub struct PgOutput {
+pub(crate) struct PgOutput {
     /// Relation messages by relation OID; changes borrow from here.
     relations: HashMap<u32, Relation>,
     /// Set by Begin (and Begin Prepare), cleared by Commit (and Prepare).
@@ -57,7 +58,7 @@ pub struct PgOutput {
 
 impl PgOutput {
     /// A decoder with an empty relation cache.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -69,11 +70,11 @@ impl PgOutput {
     /// Parses a Relation message into the cache, unless the catalog lacks
     /// something: then nothing changes (but `pk_asked`) and the pipeline
     /// retries with the same bytes.
-    fn relation(
-        &mut self,
-        r: &mut Reader<'_>,
+    fn relation<'d>(
+        &'d mut self,
+        r: &mut Reader<'d>,
         catalog: &Catalog,
-        sink: &mut dyn Sink,
+        out: &mut Events<'d>,
     ) -> Result<Decoded, DecodeError> {
         self.stream_prefix(r)?;
         let relid = r.u32()?;
@@ -151,17 +152,17 @@ impl PgOutput {
         };
         let mut ev = Event::new(Op::Relation);
         ev.relation = Some(rel);
-        emit(sink, r, &ev)?;
+        out.push(ev);
         Ok(Decoded::Done)
     }
 
     /// Insert, Update or Delete.
-    fn change(
-        &mut self,
+    fn change<'d>(
+        &'d mut self,
         tag: u8,
         lsn: Lsn,
-        r: &mut Reader<'_>,
-        sink: &mut dyn Sink,
+        r: &mut Reader<'d>,
+        out: &mut Events<'d>,
     ) -> Result<(), DecodeError> {
         let xid = self.stream_prefix(r)?;
         let at = r.pos;
@@ -217,16 +218,17 @@ impl PgOutput {
             datums: &self.new,
             key_only: false,
         });
-        emit(sink, r, &ev)
+        out.push(ev);
+        Ok(())
     }
 
     /// Truncate: one event per relation, all relations checked first so a
     /// bad message emits nothing.
-    fn truncate(
-        &mut self,
+    fn truncate<'d>(
+        &'d mut self,
         lsn: Lsn,
-        r: &mut Reader<'_>,
-        sink: &mut dyn Sink,
+        r: &mut Reader<'d>,
+        out: &mut Events<'d>,
     ) -> Result<(), DecodeError> {
         let xid = self.stream_prefix(r)?;
         let n = r.u32()?;
@@ -253,19 +255,19 @@ impl PgOutput {
                 self.stream_xid.zip(xid),
                 self.origin.as_deref(),
             );
-            emit(sink, r, &ev)?;
+            out.push(ev);
         }
         Ok(())
     }
 }
 
 impl Decoder for PgOutput {
-    fn decode(
-        &mut self,
+    fn decode<'d>(
+        &'d mut self,
         lsn: Lsn,
-        data: &[u8],
-        catalog: &Catalog,
-        sink: &mut dyn Sink,
+        data: &'d [u8],
+        catalog: &'d Catalog,
+        out: &mut Events<'d>,
     ) -> Result<Decoded, DecodeError> {
         let mut r = Reader::new(data);
         let tag = r.u8()?;
@@ -288,7 +290,7 @@ impl Decoder for PgOutput {
                 self.origin = None;
                 let mut ev = Event::new(Op::Begin);
                 set_tx(&mut ev, Some(tx), None, None);
-                emit(sink, &r, &ev)?;
+                out.push(ev);
             }
             b'C' => {
                 r.u8()?; // flags, unused
@@ -298,7 +300,7 @@ impl Decoder for PgOutput {
                 ev.commit_ts = Some(r.i64()?);
                 ev.xid = self.tx.take().map(|t| t.xid);
                 ev.origin = self.origin.as_deref();
-                emit(sink, &r, &ev)?;
+                out.push(ev);
             }
             // Origin: the transaction was applied by another replication
             // system; its changes name it. (Type messages: nothing to keep,
@@ -313,9 +315,9 @@ impl Decoder for PgOutput {
                 r.cstr()?; // namespace
                 r.cstr()?; // name
             }
-            b'R' => return self.relation(&mut r, catalog, sink),
-            b'I' | b'U' | b'D' => self.change(tag, lsn, &mut r, sink)?,
-            b'T' => self.truncate(lsn, &mut r, sink)?,
+            b'R' => return self.relation(&mut r, catalog, out),
+            b'I' | b'U' | b'D' => self.change(tag, lsn, &mut r, out)?,
+            b'T' => self.truncate(lsn, &mut r, out)?,
             b'M' => {
                 let xid = self.stream_prefix(&mut r)?;
                 let transactional = r.u8()? & 1 != 0;
@@ -337,7 +339,7 @@ impl Decoder for PgOutput {
                         self.origin.as_deref(),
                     );
                 }
-                emit(sink, &r, &ev)?;
+                out.push(ev);
             }
             b'S' => {
                 let xid = r.u32()?;
@@ -352,7 +354,7 @@ impl Decoder for PgOutput {
                 ev.commit_lsn = Some(r.u64()?);
                 ev.end_lsn = Some(r.u64()?);
                 ev.commit_ts = Some(r.i64()?);
-                emit(sink, &r, &ev)?;
+                out.push(ev);
             }
             b'A' => {
                 let xid = r.u32()?;
@@ -363,7 +365,7 @@ impl Decoder for PgOutput {
                 let mut ev = Event::new(Op::StreamAbort);
                 ev.xid = Some(xid);
                 ev.subxid = (subxid != xid).then_some(subxid);
-                emit(sink, &r, &ev)?;
+                out.push(ev);
             }
             // Two-phase commit (proto ≥ 3): parsed, no events yet. Changes
             // between Begin Prepare and Prepare carry the xid only.
@@ -412,13 +414,6 @@ fn set_tx<'a>(
         ev.commit_lsn = tx.commit_lsn;
         ev.commit_ts = tx.commit_ts;
     }
-}
-
-/// Hands an event to the sink. `decode` can only return a [`DecodeError`],
-/// so a sink failure (say, a closed stdout) becomes "sink failed" and the
-/// sink keeps its own error for the pipeline to report.
-fn emit(sink: &mut dyn Sink, r: &Reader<'_>, ev: &Event<'_>) -> Result<(), DecodeError> {
-    sink.event(ev).map_err(|_| r.err("sink failed"))
 }
 
 /// Parses TupleData for a relation of `ncols` columns into `out`.
@@ -554,7 +549,6 @@ mod tests {
     use std::fmt::Write;
 
     use super::*;
-    use crate::error::Error;
     use crate::event::Datum;
 
     /// Builds a message byte by byte.
@@ -663,52 +657,58 @@ mod tests {
         m.u32(77).s("gid").0
     }
 
-    /// Records a one-line summary of each event.
-    #[derive(Default)]
-    struct Rec(Vec<String>);
-
-    impl Sink for Rec {
-        fn event(&mut self, e: &Event<'_>) -> Result<(), Error> {
-            let mut s = e.op.as_str().to_owned();
-            if let Some(r) = e.relation {
-                write!(s, " {}.{}", r.schema, r.name).unwrap();
-            }
-            let (xid, subxid) = (e.xid.map(u64::from), e.subxid.map(u64::from));
-            let ts = e.commit_ts.and_then(|t| u64::try_from(t).ok());
-            let (lsn, commit_lsn, end) = (e.lsn, e.commit_lsn, e.end_lsn);
-            let fields = [lsn, commit_lsn, end, xid, subxid, ts];
-            let names = ["lsn", "commit_lsn", "end", "xid", "subxid", "ts"];
-            for (k, v) in names.into_iter().zip(fields) {
-                if let Some(v) = v {
-                    write!(s, " {k}={v}").unwrap();
-                }
-            }
-            if e.streamed {
-                s.push_str(" streamed");
-            }
-            if let Some(t) = e.truncate {
-                write!(s, " cascade={} restart={}", t.cascade, t.restart_identity).unwrap();
-            }
-            if let Some(m) = e.message {
-                let text = |b| String::from_utf8_lossy(b).into_owned();
-                let (p, c, tx) = (text(m.prefix), text(m.content), m.transactional);
-                write!(s, " msg={p}:{c} tx={tx}").unwrap();
-            }
-            for (k, row) in [("old", e.old), ("new", e.new)] {
-                let Some(row) = row else { continue };
-                write!(s, " {k}{}=", if row.key_only { "[K]" } else { "" }).unwrap();
-                for (c, d) in row.columns() {
-                    let v = match d {
-                        Datum::Null => "null".into(),
-                        Datum::UnchangedToast => "~".into(),
-                        Datum::Text(t) => String::from_utf8_lossy(t),
-                    };
-                    write!(s, "{}:{v},", c.name).unwrap();
-                }
-            }
-            self.0.push(s);
-            Ok(())
+    /// A one-line summary of an event.
+    fn summary(e: &Event<'_>) -> String {
+        let mut s = e.op.as_str().to_owned();
+        if let Some(r) = e.relation {
+            write!(s, " {}.{}", r.schema, r.name).unwrap();
         }
+        let (xid, subxid) = (e.xid.map(u64::from), e.subxid.map(u64::from));
+        let ts = e.commit_ts.and_then(|t| u64::try_from(t).ok());
+        let (lsn, commit_lsn, end) = (e.lsn, e.commit_lsn, e.end_lsn);
+        let fields = [lsn, commit_lsn, end, xid, subxid, ts];
+        let names = ["lsn", "commit_lsn", "end", "xid", "subxid", "ts"];
+        for (k, v) in names.into_iter().zip(fields) {
+            if let Some(v) = v {
+                write!(s, " {k}={v}").unwrap();
+            }
+        }
+        if e.streamed {
+            s.push_str(" streamed");
+        }
+        if let Some(t) = e.truncate {
+            write!(s, " cascade={} restart={}", t.cascade, t.restart_identity).unwrap();
+        }
+        if let Some(m) = e.message {
+            let text = |b| String::from_utf8_lossy(b).into_owned();
+            let (p, c, tx) = (text(m.prefix), text(m.content), m.transactional);
+            write!(s, " msg={p}:{c} tx={tx}").unwrap();
+        }
+        for (k, row) in [("old", e.old), ("new", e.new)] {
+            let Some(row) = row else { continue };
+            write!(s, " {k}{}=", if row.key_only { "[K]" } else { "" }).unwrap();
+            for (c, d) in row.columns() {
+                let v = match d {
+                    Datum::Null => "null".into(),
+                    Datum::UnchangedToast => "~".into(),
+                    Datum::Text(t) => String::from_utf8_lossy(t),
+                };
+                write!(s, "{}:{v},", c.name).unwrap();
+            }
+        }
+        s
+    }
+
+    /// Decodes one message; returns the outcome and a summary of each event.
+    fn decode_one(
+        d: &mut PgOutput,
+        lsn: Lsn,
+        m: &[u8],
+        cat: &Catalog,
+    ) -> (Result<Decoded, DecodeError>, Vec<String>) {
+        let mut out = Events::new();
+        let res = d.decode(lsn, m, cat, &mut out);
+        (res, out.iter().map(summary).collect())
     }
 
     /// A decoder that knows `public.r1(id, a, b)` (identity DEFAULT) and
@@ -722,12 +722,13 @@ mod tests {
 
     /// Decodes messages at lsn 5, each of which must be `Done`.
     fn run(d: &mut PgOutput, cat: &Catalog, msgs: &[&[u8]]) -> Vec<String> {
-        let mut rec = Rec::default();
+        let mut lines = Vec::new();
         for m in msgs {
-            let res = d.decode(5, m, cat, &mut rec);
+            let (res, events) = decode_one(d, 5, m, cat);
             assert_eq!(res.unwrap(), Decoded::Done, "{m:?}");
+            lines.extend(events);
         }
-        rec.0
+        lines
     }
 
     fn feed(d: &mut PgOutput, msgs: &[&[u8]]) -> Vec<String> {
@@ -735,7 +736,7 @@ mod tests {
     }
 
     fn try_decode(d: &mut PgOutput, m: &[u8]) -> Result<Decoded, DecodeError> {
-        d.decode(5, m, &Catalog::default(), &mut Rec::default())
+        decode_one(d, 5, m, &Catalog::default()).0
     }
 
     fn err(d: &mut PgOutput, m: &[u8]) -> (char, usize, &'static str) {
@@ -797,10 +798,9 @@ mod tests {
         );
         // An unknown relid anywhere: an error and no events at all.
         let bad = Msg::new(b'T').u32(2).u8(0).u32(1).u32(99).0;
-        let mut rec = Rec::default();
-        let e = d.decode(5, &bad, &Catalog::default(), &mut rec);
+        let (e, events) = decode_one(&mut d, 5, &bad, &Catalog::default());
         assert_eq!(e.unwrap_err().what, "truncate of unknown relation");
-        assert!(rec.0.is_empty());
+        assert!(events.is_empty());
     }
 
     #[test]
@@ -844,7 +844,11 @@ mod tests {
         let f = rel(None, 5, b'f', &[(1, "a", 23), (1, "b", 23)]);
         cat.insert_primary_key(5, vec!["b".into()]); // maybe stale: asked anyway
         let need = Decoded::Need(CatalogRequest::PrimaryKey(5));
-        let ask = |d: &mut PgOutput, cat: &Catalog| d.decode(0, &f, cat, &mut Rec::default());
+        let ask = |d: &mut PgOutput, cat: &Catalog| {
+            let (res, events) = decode_one(d, 0, &f, cat);
+            assert!(events.is_empty(), "{events:?}");
+            res
+        };
         assert_eq!(ask(&mut d, &cat).unwrap(), need);
         assert!(!d.relations.contains_key(&5));
         cat.forget_primary_key(5);
@@ -864,7 +868,8 @@ mod tests {
         let e = [(0, "e", 16400), (0, "f", 16390), (0, "g", 16400)];
         let r = rel(None, 1, b'd', &[(1, "id", 23), e[0], e[1], e[2]]);
         let need = Decoded::Need(CatalogRequest::Types(vec![16390, 16400]));
-        assert_eq!(d.decode(0, &r, &cat, &mut Rec::default()).unwrap(), need);
+        let (res, events) = decode_one(&mut d, 0, &r, &cat);
+        assert_eq!((res.unwrap(), events.len()), (need, 0));
         assert_eq!(d.relations[&1].columns.len(), 3, "old relation kept");
         cat.insert_type(16390, ValueKind::Json);
         cat.insert_type(16400, ValueKind::Text);
@@ -995,20 +1000,6 @@ mod tests {
     }
 
     #[test]
-    fn sink_error_stops_decoding() {
-        struct Closed;
-        impl Sink for Closed {
-            fn event(&mut self, _: &Event<'_>) -> Result<(), Error> {
-                Err(Error::usage("closed"))
-            }
-        }
-        let mut d = decoder();
-        let t = Msg::new(b'T').u32(2).u8(0).u32(1).u32(2).0;
-        let e = d.decode(0, &t, &Catalog::default(), &mut Closed);
-        assert_eq!(e.unwrap_err().what, "sink failed");
-    }
-
-    #[test]
     fn fuzzed_messages_never_panic() {
         let samples = samples();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -1035,7 +1026,7 @@ mod tests {
                 }
             }
             d.stream_xid = streamed.then_some(50);
-            let _ = d.decode(5, &m, &Catalog::default(), &mut Rec::default());
+            let _ = d.decode(5, &m, &Catalog::default(), &mut Events::new());
         }
     }
 }

@@ -70,7 +70,7 @@ const ARRAYS: [(u32, u32); 56] = [
 
 /// The kind of a built-in type OID (and of arrays of them), `None` for types
 /// to look up in the catalog.
-pub fn builtin_kind(oid: u32) -> Option<ValueKind> {
+pub(crate) fn builtin_kind(oid: u32) -> Option<ValueKind> {
     if let Some(kind) = scalar_kind(oid) {
         return Some(kind);
     }
@@ -101,7 +101,7 @@ fn scalar_kind(oid: u32) -> Option<ValueKind> {
 
 /// Writes `text`, a value's PostgreSQL text output, as one JSON value of
 /// `kind`; text without the kind's expected form becomes a JSON string.
-pub fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
+pub(crate) fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
     let start = out.len();
     let written = match kind {
         ValueKind::Bool => match text {
@@ -127,7 +127,7 @@ pub fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
 }
 
 /// Writes `s` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
-pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let _ = lossy(out, s, escape_str);
     out.push(b'"');
@@ -135,7 +135,7 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Writes a commit timestamp (microseconds since 2000-01-01 00:00:00 UTC, as
 /// pgoutput sends it) as a quoted RFC 3339 UTC string, like `timestamptz`.
-pub fn write_timestamp_micros(out: &mut Vec<u8>, micros: i64) {
+pub(crate) fn write_timestamp_micros(out: &mut Vec<u8>, micros: i64) {
     match micros {
         i64::MAX => return out.extend_from_slice(b"\"infinity\""),
         i64::MIN => return out.extend_from_slice(b"\"-infinity\""),
@@ -161,7 +161,7 @@ pub fn write_timestamp_micros(out: &mut Vec<u8>, micros: i64) {
 }
 
 /// Writes `bytes` as a quoted standard base64 string, with padding.
-pub fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     out.push(b'"');
     for chunk in bytes.chunks(3) {

@@ -1,131 +1,116 @@
-//! Where decoded events go: filters, stop rules, counts, JSON lines.
+//! Which decoded events reach the handler: filters, `--include-*`, stop
+//! rules, the change count and the acknowledgement state they imply.
 
-use crate::ack::Ack;
-use crate::config::Config;
-use crate::decode::Sink;
-use crate::error::Result;
 use crate::event::{Event, Lsn, Op};
-use crate::output::write_event;
-use crate::stats::Stats;
 
+use super::link::Link;
 use super::Stop;
 
-/// Where decoded events go: the stop rules, the change count, and the
-/// JSON line for each event that is printed.
-pub(super) struct Emitter<'a> {
-    pub(super) config: &'a Config,
-    pub(super) out: &'a mut Vec<u8>,
-    pub(super) commit_end: &'a mut Option<Lsn>,
-    pub(super) stop: &'a mut Option<Stop>,
-    /// With --max-changes: the streamed transaction that holds the last
-    /// change, whose stream_commit/abort ends the run.
-    pub(super) stop_after_stream: &'a mut Option<u32>,
-    pub(super) ack: &'a mut Ack,
-    pub(super) stats: &'a mut Stats,
-    pub(super) end_lsn: Option<Lsn>,
+/// What to do with one decoded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Skip,
+    Deliver,
+    /// A transaction ended: deliver it if `deliver`, then complete it.
+    Commit {
+        deliver: bool,
+    },
 }
 
-impl Emitter<'_> {
+impl Link<'_> {
     fn max_reached(&self) -> bool {
         self.config
             .max_changes
-            .is_some_and(|max| self.stats.changes >= max)
+            .is_some_and(|max| self.st.stats.changes >= max)
     }
 
     /// A transaction (plain or streamed) ended at `end`.
     fn finished(&mut self, end: Option<Lsn>, streamed_xid: Option<u32>) {
-        *self.commit_end = end.or(*self.commit_end);
-        self.stats.transactions += 1;
-        let holds_last = match *self.stop_after_stream {
+        self.st.stats.transactions += 1;
+        let holds_last = match self.stop_after_stream {
             Some(xid) => streamed_xid == Some(xid),
             None => streamed_xid.is_none(),
         };
         if self.max_reached() && holds_last {
-            *self.stop = Some(Stop::MaxChanges);
-        } else if let (Some(limit), Some(end)) = (self.end_lsn, end) {
+            self.stop = Some(Stop::MaxChanges);
+        } else if let (Some(limit), Some(end)) = (self.st.end_lsn, end) {
             // Any later transaction commits after this one ends.
             if end > limit {
-                *self.stop = Some(Stop::EndLsn);
+                self.stop = Some(Stop::EndLsn);
             }
         }
     }
-}
 
-impl Sink for Emitter<'_> {
-    fn event(&mut self, ev: &Event<'_>) -> Result<()> {
+    /// Decides what becomes of `ev`, updating the stop rules and the
+    /// acknowledgement state as it goes.
+    pub(super) fn admit(&mut self, ev: &Event<'_>) -> Action {
         if self.stop.is_some() {
             // Decided to stop mid-message (a Begin past --end-lsn): the rest
             // comes again next run.
-            return Ok(());
+            return Action::Skip;
         }
         if let Some(rel) = ev.relation {
             if !self.config.tables.matches(&rel.schema, &rel.name) {
-                return Ok(());
+                return Action::Skip;
             }
         }
-        let past_end =
-            |lsn: Option<Lsn>| matches!((self.end_lsn, lsn), (Some(end), Some(l)) if l > end);
+        let end_lsn = self.st.end_lsn;
+        let past_end = |lsn: Option<Lsn>| matches!((end_lsn, lsn), (Some(end), Some(l)) if l > end);
+        let shown = |yes: bool| if yes { Action::Deliver } else { Action::Skip };
         match ev.op {
             Op::Begin => {
                 if past_end(ev.commit_lsn) {
-                    *self.stop = Some(Stop::EndLsn);
-                    return Ok(());
+                    self.stop = Some(Stop::EndLsn);
+                    return Action::Skip;
                 }
-                self.ack.begin();
-                if self.config.include_tx {
-                    write_event(self.out, ev);
-                }
+                self.st.ack.begin();
+                shown(self.config.include_tx)
             }
             Op::Commit => {
-                if self.config.include_tx {
-                    write_event(self.out, ev);
-                }
-                self.ack.end();
+                self.st.ack.end();
                 self.finished(ev.end_lsn, None);
+                Action::Commit {
+                    deliver: self.config.include_tx,
+                }
             }
             Op::StreamCommit => {
                 if past_end(ev.commit_lsn) {
-                    *self.stop = Some(Stop::EndLsn);
-                    return Ok(());
+                    self.stop = Some(Stop::EndLsn);
+                    return Action::Skip;
                 }
-                write_event(self.out, ev);
                 if let Some(xid) = ev.xid {
-                    self.ack.stream_closed(xid);
+                    self.st.ack.stream_closed(xid);
                 }
                 self.finished(ev.end_lsn, ev.xid);
+                Action::Commit { deliver: true }
             }
-            Op::Relation => {
-                if self.config.include_schema {
-                    write_event(self.out, ev);
-                }
-            }
+            Op::Relation => shown(self.config.include_schema),
             Op::StreamAbort => {
-                write_event(self.out, ev);
                 if let (Some(xid), None) = (ev.xid, ev.subxid) {
-                    self.ack.stream_closed(xid);
-                    if *self.stop_after_stream == Some(xid) && self.max_reached() {
-                        *self.stop = Some(Stop::MaxChanges);
+                    self.st.ack.stream_closed(xid);
+                    if self.stop_after_stream == Some(xid) && self.max_reached() {
+                        self.stop = Some(Stop::MaxChanges);
                     }
                 }
+                Action::Deliver
             }
             op => {
                 if let (true, Some(xid), Some(lsn)) = (ev.streamed, ev.xid, ev.lsn) {
-                    self.ack.stream_opened(xid, lsn);
+                    self.st.ack.stream_opened(xid, lsn);
                 }
-                write_event(self.out, ev);
                 if op.is_change() {
-                    self.stats.changes += 1;
-                    if self.config.max_changes == Some(self.stats.changes) {
+                    self.st.stats.changes += 1;
+                    if self.config.max_changes == Some(self.st.stats.changes) {
                         if ev.streamed {
-                            *self.stop_after_stream = ev.xid;
+                            self.stop_after_stream = ev.xid;
                         } else if ev.message.is_some_and(|m| !m.transactional) {
                             // A non-transactional message is a unit of its own.
-                            *self.stop = Some(Stop::MaxChanges);
+                            self.stop = Some(Stop::MaxChanges);
                         }
                     }
                 }
+                Action::Deliver
             }
         }
-        Ok(())
     }
 }

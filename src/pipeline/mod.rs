@@ -2,13 +2,18 @@
 //! reconnecting with capped backoff when the connection is lost.
 //!
 //! [`setup`] checks the server and the slot and starts streaming;
-//! [`stream`] is the loop of one connection; [`emit`] decides what each
-//! decoded event becomes (lines, stop rules, counts).
+//! [`stream`] is the loop of one connection, [`link`] what it does besides
+//! reading; [`emit`] decides which events reach the handler (filters, stop
+//! rules, counts); [`completions`] holds the handler's pending completions.
 
+mod completions;
 mod emit;
+mod link;
 mod setup;
 mod stream;
 
+use completions::Completions;
+use link::Link;
 use setup::start_stream;
 use stream::Stream;
 
@@ -23,16 +28,16 @@ use crate::config::{Config, EndLsn};
 use crate::decode::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
+use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sql::snapshot;
 use crate::stats::Stats;
 use crate::systemd::Notifier;
-use crate::writer::Writer;
 
 /// Session settings pinned on every connection so that values print the
 /// same whatever the server's defaults are.
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("DateStyle", "ISO"),
     ("TimeZone", "UTC"),
     ("IntervalStyle", "iso_8601"),
@@ -40,13 +45,15 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("bytea_output", "hex"),
 ];
 
-/// A chunk is handed to the writer once this big, even mid-transaction.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// Completions that may be pending before pgstream stops reading from the
+/// server (backpressure on a handler that completes slowly).
+const MAX_PENDING: usize = 64;
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long a stop may wait for the writer before giving up on it.
+/// How long a stop may wait for the handler's completions before giving
+/// up on them.
 const STOP_GRACE: Duration = Duration::from_millis(1200);
-/// After that, how long the chunk being written may take to finish.
+/// After that, how long completions already under way may take.
 const WRITE_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a slot that the previous run's walsender may still
 /// hold (it notices a dead client within moments).
@@ -63,7 +70,8 @@ enum Stop {
 /// State that outlives one connection.
 struct RunState {
     ack: Ack,
-    catalog: Catalog,
+    /// The handler's completions: a reconnect does not forget them.
+    completions: Completions,
     end_lsn: Option<Lsn>,
     stats: Stats,
     notifier: Notifier,
@@ -72,9 +80,13 @@ struct RunState {
 }
 
 /// How the caller steers a run: `shutdown` turning true asks for a clean
-/// stop; each change of `report` asks for a progress line (SIGUSR1).
+/// stop (what SIGINT and SIGTERM do to the binary); each change of
+/// `report` asks for a progress line in the log (SIGUSR1).
+#[derive(Debug)]
 pub struct Control {
+    /// `true` asks for a clean stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Each change logs a progress line.
     pub report: watch::Receiver<()>,
 }
 
@@ -87,18 +99,32 @@ impl Control {
     }
 }
 
-/// Runs until a clean stop (Ok), or an error that reconnecting cannot fix.
-pub async fn run(config: Config, control: Control) -> Result<()> {
+impl From<watch::Receiver<bool>> for Control {
+    fn from(shutdown: watch::Receiver<bool>) -> Control {
+        Control::new(shutdown)
+    }
+}
+
+/// Streams the slot into `handler` until a clean stop (`Ok`: a stop
+/// request, `end_lsn` or `max_changes` reached) or an error that
+/// reconnecting cannot fix. Lost connections are retried with backoff
+/// (1 s doubling to 30 s) unless [`Config::no_loop`] is set.
+///
+/// On a stop request, pgstream stops reading, flushes the handler, waits
+/// for its completions (about a second at most), acknowledges what
+/// completed and ends the replication connection.
+pub async fn run<H: Handler>(
+    config: Config,
+    handler: &mut H,
+    control: impl Into<Control>,
+) -> Result<()> {
+    config.validate()?;
     if config.drop_slot {
         return drop_slot(&config).await;
     }
-    let mut writer = Writer::spawn(&config.output).map_err(|e| match &config.output {
-        crate::writer::Target::File(p) => Error::usage(format!("cannot open {}: {e}", p.display())),
-        crate::writer::Target::Stdout => Error::Output(e),
-    })?;
     let mut st = RunState {
         ack: Ack::new(0, status_interval(&config, None)),
-        catalog: Catalog::default(),
+        completions: Completions::default(),
         end_lsn: match config.end_lsn {
             Some(EndLsn::At(lsn)) => Some(lsn),
             _ => None,
@@ -107,7 +133,7 @@ pub async fn run(config: Config, control: Control) -> Result<()> {
         notifier: Notifier::from_env(&|k| std::env::var(k).ok()),
         started: false,
     };
-    let result = reconnect_loop(&config, control, &mut writer, &mut st).await;
+    let result = reconnect_loop(&config, handler, control.into(), &mut st).await;
     st.notifier.notify("STOPPING=1");
     if st.started {
         info!("{}", st.stats.summary());
@@ -116,23 +142,25 @@ pub async fn run(config: Config, control: Control) -> Result<()> {
 }
 
 /// Runs sessions, reconnecting with capped backoff after transient errors.
-async fn reconnect_loop(
+async fn reconnect_loop<H: Handler>(
     config: &Config,
+    handler: &mut H,
     control: Control,
-    writer: &mut Writer,
     st: &mut RunState,
 ) -> Result<()> {
     let Control {
         mut shutdown,
         mut report,
     } = control;
+    let mut catalog = Catalog::default();
     let mut backoff = Duration::from_secs(1);
     loop {
         let mut streamed = false;
         let result = session(
             config,
-            writer,
+            handler,
             st,
+            &mut catalog,
             &mut shutdown,
             &mut report,
             &mut streamed,
@@ -194,20 +222,21 @@ fn status_interval(config: &Config, wal_sender_timeout_ms: Option<u64>) -> Durat
 }
 
 /// One connection's worth of work.
-async fn session(
+async fn session<H: Handler>(
     config: &Config,
-    writer: &mut Writer,
+    handler: &mut H,
     st: &mut RunState,
+    catalog: &mut Catalog,
     shutdown: &mut watch::Receiver<bool>,
     report: &mut watch::Receiver<()>,
     streamed: &mut bool,
 ) -> Result<()> {
     // A stop during set-up (a slow connect, a slot wait) ends the run at once.
     let mut stop_watch = shutdown.clone();
-    let (repl, catalog, decoder, wal_sender_timeout) = tokio::select! {
+    let (repl, catalog_conn, decoder, wal_sender_timeout) = tokio::select! {
         biased;
         _ = stop_requested(&mut stop_watch) => return Ok(()),
-        r = start_stream(config, st, writer) => r?,
+        r = start_stream(config, st, handler) => r?,
     };
     *streamed = true;
     st.notifier.notify(&format!(
@@ -215,21 +244,15 @@ async fn session(
         config.slot
     ));
     let mut stream = Stream {
-        config,
         repl,
-        catalog,
+        catalog: catalog_conn,
         decoder,
-        out: writer.buffer(),
-        commit_end: None,
-        pending: None,
-        stop: None,
-        stop_after_stream: None,
-        poll_at: None,
+        link: Link::new(config, st, shutdown, report),
         last_heard: Instant::now(),
         wal_sender_timeout,
     };
-    let result = stream.run(writer, st, shutdown, report).await;
-    stream.close(st, result).await
+    let result = stream.run(handler, catalog).await;
+    stream.close(result).await
 }
 
 /// How long the server may stay silent before the connection is given up:

@@ -11,19 +11,19 @@ use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn};
+use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
 use crate::sql::snapshot;
-use crate::writer::Writer;
 
 use super::{status_interval, RunState, SLOT_RELEASE_WAIT};
 
 /// Checks the server, finds or creates the slot and starts streaming.
-pub(super) async fn start_stream(
+pub(super) async fn start_stream<H: Handler>(
     config: &Config,
     st: &mut RunState,
-    writer: &mut Writer,
+    handler: &mut H,
 ) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>, Duration)> {
     let catalog = CatalogConn::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
@@ -85,8 +85,7 @@ pub(super) async fn start_stream(
                 .unwrap_or(0)
         }
         None if config.snapshot => {
-            let RunState { ack, stats, .. } = &mut *st;
-            snapshot::take(config, &catalog, &mut repl, plugin, writer, ack, stats).await?
+            snapshot::take(config, &catalog, &mut repl, plugin, handler).await?
         }
         None => {
             let rows = repl

@@ -1,119 +1,87 @@
 //! The streaming loop of one connection: one `select!` with stated
-//! priorities, hand-over to the writer, status updates.
+//! priorities; decoded events go to the handler through [`Link::admit`].
 
-use std::mem;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use log::{debug, info, warn};
-use tokio::sync::watch;
+use log::{debug, warn};
 use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::config::Config;
-use crate::decode::catalog::CatalogRequest;
-use crate::decode::{Decoded, Decoder};
+use crate::decode::catalog::{Catalog, CatalogRequest};
+use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Lsn};
+use crate::event::{fmt_lsn, Event};
+use crate::handler::{into_error, Handler};
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::CatalogConn;
-use crate::writer::{Chunk, Writer};
 
-use super::emit::Emitter;
-use super::{silence_limit, stop_requested, RunState, Stop, CHUNK_BYTES, STOP_GRACE, WRITE_GRACE};
+use super::emit::Action;
+use super::link::Link;
+use super::{silence_limit, MAX_PENDING, WRITE_GRACE};
 
 /// The streaming loop of one session.
-pub(super) struct Stream<'c> {
-    pub(super) config: &'c Config,
+pub(super) struct Stream<'s> {
     pub(super) repl: ReplicationConn,
     pub(super) catalog: CatalogConn,
     pub(super) decoder: Box<dyn Decoder>,
-    /// Lines not yet handed to the writer.
-    pub(super) out: Vec<u8>,
-    /// End of the last transaction completed in `out`.
-    pub(super) commit_end: Option<Lsn>,
-    /// A chunk the writer's full queue has not taken yet.
-    pub(super) pending: Option<Chunk>,
-    pub(super) stop: Option<Stop>,
-    pub(super) stop_after_stream: Option<u32>,
-    /// With --end-lsn: when to ask the server for its position again.
-    pub(super) poll_at: Option<Instant>,
+    pub(super) link: Link<'s>,
     /// When the server was last heard from: a connection silent for too
     /// long (dead without a FIN or RST) is given up and reconnected.
     pub(super) last_heard: Instant,
     pub(super) wal_sender_timeout: Duration,
 }
 
+/// Whether the loop goes on, or a stop gave up waiting for the handler.
+type Going = bool;
+
 impl Stream<'_> {
-    pub(super) async fn run(
+    pub(super) async fn run<H: Handler>(
         &mut self,
-        writer: &mut Writer,
-        st: &mut RunState,
-        shutdown: &mut watch::Receiver<bool>,
-        report: &mut watch::Receiver<()>,
+        handler: &mut H,
+        catalog: &mut Catalog,
     ) -> Result<()> {
-        let stats_every = self.config.stats_interval;
-        let mut stats_at = stats_every.map(|d| Instant::now() + d);
-        let mut watchdog_at = st.notifier.watchdog.map(|d| Instant::now() + d);
-        self.send_status(st, st.end_lsn.is_some()).await?;
-        let mut stop_deadline = None;
+        let first_reply = self.link.st.end_lsn.is_some();
+        self.link.send_status(&mut self.repl, first_reply).await?;
         loop {
-            // While the server has more ready, keep filling the buffer: a
-            // chunk goes to the writer when it is big, when we stop, or when
-            // the stream goes idle (nothing more to read right now).
-            if self.pending.is_none()
-                && self.stop.is_none()
-                && !self.out.is_empty()
-                && self.out.len() < CHUNK_BYTES
-            {
-                if let Some(event) = self.repl.recv().now_or_never() {
-                    self.on_event(event?, st).await?;
+            // While the server has more ready, keep decoding: the handler
+            // buffers, and is flushed once we are about to wait.
+            if self.reading() && self.link.dirty {
+                if let Some(message) = self.repl.recv().now_or_never() {
+                    if !self.on_message(message?, handler, catalog).await? {
+                        return self.abandon(handler).await;
+                    }
                     continue;
                 }
             }
-            self.hand_over(writer, st);
-            if self.pending.is_some() {
+            if self.link.dirty {
+                let Some(completion) = self.link.guard(&mut self.repl, handler.flush()).await?
+                else {
+                    return self.abandon(handler).await;
+                };
+                self.link.push(None, completion);
+                self.link.dirty = false;
+                continue;
+            }
+            if self.link.stop.is_some() && self.link.st.completions.is_empty() {
+                return Ok(());
+            }
+            if !self.reading() {
                 // Not reading: the server's silence means nothing now.
                 self.last_heard = Instant::now();
             }
-            if self.stop.is_some() && self.pending.is_none() && st.ack.writer_idle() {
-                return Ok(());
-            }
-            if self.stop.is_some() && stop_deadline.is_none() {
-                stop_deadline = Some(Instant::now() + STOP_GRACE);
-            }
-            let status_at = st.ack.next_due(Instant::now());
-            let far = Instant::now() + Duration::from_secs(3600);
+            let silence = self.last_heard + silence_limit(self.wal_sender_timeout);
+            let quiet = self.last_heard.elapsed() >= self.link.st.ack.interval();
             tokio::select! {
                 biased;
-                // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
-                _ = stop_requested(shutdown), if self.stop.is_none() => {
-                    info!("stopping");
-                    st.notifier.notify("STOPPING=1");
-                    self.stop = Some(Stop::Signal);
-                }
-                // PRIORITY 2: the writer flushed: more may be acknowledged and
-                // its queue has room again.
-                changed = writer.progress().changed() => {
-                    let p = *writer.progress().borrow_and_update();
-                    if changed.is_err() || p.failed.is_some() {
-                        st.ack.flushed(p.seq, p.commit_end);
-                        let e = writer.take_error().unwrap_or_else(|| std::io::ErrorKind::BrokenPipe.into());
-                        return Err(Error::Output(e));
+                wake = self.link.wake() => {
+                    if !self.link.on_wake(wake?, &mut self.repl, quiet).await? {
+                        return self.abandon(handler).await;
                     }
-                    st.ack.flushed(p.seq, p.commit_end);
-                    st.stats.bytes = p.bytes;
-                    st.stats.written = p.commit_end.unwrap_or(st.stats.written);
                 }
-                // PRIORITY 3: a periodic status update (also keeps the server
-                // from timing us out while output is blocked). After a quiet
-                // interval it asks for a reply, proving the connection alive.
-                _ = sleep_until(status_at) => {
-                    let quiet = self.last_heard.elapsed() >= st.ack.interval();
-                    self.send_status(st, quiet).await?;
-                }
+                e = handler.failed() => return Err(into_error(e)),
                 // A server silent through several replies asked for is gone.
-                _ = sleep_until(self.last_heard + silence_limit(self.wal_sender_timeout)), if self.pending.is_none() && self.stop.is_none() => {
+                _ = sleep_until(silence), if self.reading() => {
                     return Err(Error::connection(
                         "connection to server lost",
                         std::io::Error::new(std::io::ErrorKind::TimedOut, format!(
@@ -122,161 +90,137 @@ impl Stream<'_> {
                         )),
                     ));
                 }
-                // PRIORITY 4: ask the server where it is (--end-lsn).
-                _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => {
-                    self.poll_at = None;
-                    self.send_status(st, true).await?;
-                }
-                // PRIORITY 5: progress reports and the systemd watchdog.
-                _ = report.changed() => info!("{}", st.stats.report()),
-                _ = sleep_until(stats_at.unwrap_or(far)), if stats_at.is_some() => {
-                    info!("{}", st.stats.report());
-                    stats_at = stats_every.map(|d| Instant::now() + d);
-                }
-                _ = sleep_until(watchdog_at.unwrap_or(far)), if watchdog_at.is_some() => {
-                    st.notifier.notify("WATCHDOG=1");
-                    watchdog_at = st.notifier.watchdog.map(|d| Instant::now() + d);
-                }
-                // PRIORITY 6: server data, unless output is backed up or we stop.
-                event = self.repl.recv(), if self.pending.is_none() && self.stop.is_none() => {
-                    self.on_event(event?, st).await?;
-                }
-                // A writer that cannot finish in time is left behind.
-                _ = sleep_until(stop_deadline.unwrap_or(far)), if stop_deadline.is_some() => {
-                    warn!("output did not drain in time; acknowledging what was written");
-                    // Nothing queued may reach the output after the final
-                    // acknowledgement; a chunk mid-write gets a moment.
-                    writer.abandon();
-                    if timeout(WRITE_GRACE, writer.progress().changed()).await.is_ok() {
-                        let p = *writer.progress().borrow_and_update();
-                        st.ack.flushed(p.seq, p.commit_end);
+                message = self.repl.recv(), if self.reading() => {
+                    if !self.on_message(message?, handler, catalog).await? {
+                        return self.abandon(handler).await;
                     }
-                    return Ok(());
                 }
             }
         }
     }
 
-    /// Cuts what is buffered into a chunk and offers it to the writer. A
-    /// commit whose lines went out earlier travels alone, in order, so its
-    /// end is acknowledged only after them.
-    fn hand_over(&mut self, writer: &Writer, st: &mut RunState) {
-        if self.pending.is_none() && (!self.out.is_empty() || self.commit_end.is_some()) {
-            let bytes = mem::replace(&mut self.out, writer.buffer());
-            self.pending = Some(Chunk {
-                seq: st.ack.handed(),
-                bytes,
-                commit_end: self.commit_end.take(),
-            });
-        }
-        if let Some(chunk) = self.pending.take() {
-            self.pending = writer.try_send(chunk).err();
-        }
+    /// Whether to read the server: not once stopping, nor while too many
+    /// completions are pending (backpressure).
+    fn reading(&self) -> bool {
+        self.link.stop.is_none() && self.link.st.completions.len() < MAX_PENDING
     }
 
-    async fn on_event(&mut self, event: CopyEvent, st: &mut RunState) -> Result<()> {
+    /// A stop gave up waiting: the handler drops what it has not started,
+    /// and what completes within a moment still counts.
+    async fn abandon<H: Handler>(&mut self, handler: &mut H) -> Result<()> {
+        warn!("the handler did not finish in time; acknowledging what it completed");
+        handler.cancel();
+        let deadline = Instant::now() + WRITE_GRACE;
+        while !self.link.st.completions.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.link.st.completions.next()).await {
+                Ok(Ok(Some(lsn))) => self.link.completed(lsn),
+                Ok(Ok(None)) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_message<H: Handler>(
+        &mut self,
+        message: CopyEvent,
+        handler: &mut H,
+        catalog: &mut Catalog,
+    ) -> Result<Going> {
         self.last_heard = Instant::now();
-        match event {
-            CopyEvent::Data(bytes) => self.on_copy_data(bytes, st).await,
-            CopyEvent::Done => Err(Error::connection(
-                "replication stream ended by the server",
-                std::io::ErrorKind::ConnectionAborted.into(),
-            )),
-        }
-    }
-
-    async fn on_copy_data(&mut self, bytes: bytes::Bytes, st: &mut RunState) -> Result<()> {
+        let bytes = match message {
+            CopyEvent::Data(bytes) => bytes,
+            CopyEvent::Done => {
+                return Err(Error::connection(
+                    "replication stream ended by the server",
+                    std::io::ErrorKind::ConnectionAborted.into(),
+                ))
+            }
+        };
         match CopyMessage::parse(bytes).map_err(|e| Error::Protocol(e.to_string()))? {
             CopyMessage::Keepalive { wal_end, reply } => {
-                st.ack
-                    .keepalive(wal_end, !self.out.is_empty() || self.commit_end.is_some());
+                let st = &mut *self.link.st;
                 st.stats.server = st.stats.server.max(wal_end);
-                if let Some(end) = st.end_lsn {
-                    if !st.ack.in_txn() {
-                        if wal_end >= end {
-                            debug!(
-                                "reached --end-lsn {} (server at {})",
-                                fmt_lsn(end),
-                                fmt_lsn(wal_end)
-                            );
-                            self.stop = Some(Stop::EndLsn);
-                        } else {
-                            self.poll_at = Some(Instant::now() + Duration::from_millis(100));
-                        }
-                    }
+                if !st.ack.in_txn() {
+                    // Everything before it is complete once the handler has
+                    // completed what it holds.
+                    let Some(completion) = self.link.guard(&mut self.repl, handler.flush()).await?
+                    else {
+                        return Ok(false);
+                    };
+                    self.link.push(Some(wal_end), completion);
+                    self.link.dirty = false;
+                    self.check_end(wal_end);
                 }
                 if reply {
-                    self.send_status(st, false).await?;
+                    self.link.send_status(&mut self.repl, false).await?;
                 }
             }
             CopyMessage::XLogData {
                 wal_start,
                 wal_end,
                 data,
-            } => loop {
+            } => {
+                let st = &mut *self.link.st;
                 st.stats.server = st.stats.server.max(wal_end);
-                let RunState {
-                    ack,
-                    catalog,
-                    end_lsn,
-                    stats,
-                    ..
-                } = &mut *st;
-                let mut sink = Emitter {
-                    config: self.config,
-                    out: &mut self.out,
-                    commit_end: &mut self.commit_end,
-                    stop: &mut self.stop,
-                    stop_after_stream: &mut self.stop_after_stream,
-                    ack,
-                    stats,
-                    end_lsn: *end_lsn,
-                };
-                let decoded = self
-                    .decoder
-                    .decode(wal_start, &data, catalog, &mut sink)
-                    .map_err(|source| Error::Decode {
-                        slot: self.config.slot.clone(),
-                        lsn: fmt_lsn(wal_start),
-                        source,
-                    })?;
-                match decoded {
-                    Decoded::Done => break,
-                    Decoded::Need(request) => {
-                        if let CatalogRequest::PrimaryKey(relid) = request {
-                            st.catalog.forget_primary_key(relid);
+                loop {
+                    let mut events = Events::new();
+                    let decoded = self
+                        .decoder
+                        .decode(wal_start, &data, catalog, &mut events)
+                        .map_err(|source| Error::Decode {
+                            slot: self.link.config.slot.clone(),
+                            lsn: fmt_lsn(wal_start),
+                            source,
+                        })?;
+                    match decoded {
+                        Decoded::Done => {
+                            for ev in events.iter() {
+                                if !deliver(&mut self.link, &mut self.repl, handler, ev).await? {
+                                    return Ok(false);
+                                }
+                            }
+                            break;
                         }
-                        self.catalog.fetch(&request, &mut st.catalog).await?;
+                        Decoded::Need(request) => {
+                            drop(events);
+                            if let CatalogRequest::PrimaryKey(relid) = request {
+                                catalog.forget_primary_key(relid);
+                            }
+                            self.catalog.fetch(&request, catalog).await?;
+                        }
                     }
                 }
-            },
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
-    async fn send_status(&mut self, st: &mut RunState, reply: bool) -> Result<()> {
-        let lsn = st.ack.report(Instant::now());
-        debug!("status update: flushed {}", fmt_lsn(lsn));
-        if lsn != st.stats.acked {
-            st.stats.acked = lsn;
-            st.notifier.notify(&format!(
-                "STATUS=streaming from slot {}, acknowledged {}",
-                self.config.slot,
-                fmt_lsn(lsn)
-            ));
+    /// With --end-lsn, after a keepalive outside any transaction: stop once
+    /// the server is past the end, else ask again shortly.
+    fn check_end(&mut self, wal_end: u64) {
+        if let Some(end) = self.link.st.end_lsn {
+            if wal_end >= end {
+                debug!(
+                    "reached --end-lsn {} (server at {})",
+                    fmt_lsn(end),
+                    fmt_lsn(wal_end)
+                );
+                self.link.stop = Some(super::Stop::EndLsn);
+            } else {
+                self.link.poll_at = Some(Instant::now() + Duration::from_millis(100));
+            }
         }
-        self.repl
-            .send(|buf| standby_status_update(lsn, pg_now(), reply, buf))
-            .await
     }
 
-    /// Ends the session: a final status update acknowledging what was
-    /// written, then CopyDone. `result` is the loop's outcome.
-    pub(super) async fn close(self, st: &mut RunState, result: Result<()>) -> Result<()> {
-        let Stream { mut repl, .. } = self;
-        if matches!(&result, Ok(()) | Err(Error::Output(_))) {
-            let lsn = st.ack.report(Instant::now());
-            st.stats.acked = lsn;
+    /// Ends the session: a final status update acknowledging what the
+    /// handler completed, then CopyDone. `result` is the loop's outcome.
+    pub(super) async fn close(self, result: Result<()>) -> Result<()> {
+        let Stream { mut repl, link, .. } = self;
+        if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
+            let lsn = link.st.ack.report(Instant::now());
+            link.st.stats.acked = lsn;
             debug!("final status update: flushed {}", fmt_lsn(lsn));
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
                 .await?;
@@ -288,4 +232,28 @@ impl Stream<'_> {
         }
         result
     }
+}
+
+/// Hands one decoded event to the handler, as [`Link::admit`] decides.
+async fn deliver<H: Handler>(
+    link: &mut Link<'_>,
+    repl: &mut ReplicationConn,
+    handler: &mut H,
+    ev: &Event<'_>,
+) -> Result<Going> {
+    let action = link.admit(ev);
+    if matches!(action, Action::Deliver | Action::Commit { deliver: true }) {
+        link.dirty = true;
+        if link.guard(repl, handler.event(ev)).await?.is_none() {
+            return Ok(false);
+        }
+    }
+    if let Action::Commit { .. } = action {
+        link.dirty = true;
+        let Some(completion) = link.guard(repl, handler.commit(ev)).await? else {
+            return Ok(false);
+        };
+        link.push(ev.end_lsn, completion);
+    }
+    Ok(true)
 }

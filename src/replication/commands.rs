@@ -3,19 +3,19 @@
 use crate::event::{fmt_lsn, Lsn};
 
 /// `"name"`, doubling embedded quotes.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `'text'`, doubling embedded quotes (the replication grammar gives
 /// backslashes no meaning).
-pub fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `CREATE_REPLICATION_SLOT`, in the pre-15 syntax that every supported
 /// server still accepts. No snapshot is exported: nothing uses it.
-pub fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
+pub(crate) fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
     format!(
         "CREATE_REPLICATION_SLOT {}{} LOGICAL {} NOEXPORT_SNAPSHOT",
         quote_ident(slot),
@@ -28,7 +28,7 @@ pub fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
 /// result's `snapshot_name` can then be imported by other sessions until
 /// this connection's next command. `(SNAPSHOT 'export')` from PostgreSQL 15
 /// on, `EXPORT_SNAPSHOT` before.
-pub fn create_slot_exporting(
+pub(crate) fn create_slot_exporting(
     slot: &str,
     plugin: &str,
     temporary: bool,
@@ -48,13 +48,13 @@ pub fn create_slot_exporting(
 }
 
 /// `DROP_REPLICATION_SLOT`.
-pub fn drop_slot(slot: &str) -> String {
+pub(crate) fn drop_slot(slot: &str) -> String {
     format!("DROP_REPLICATION_SLOT {}", quote_ident(slot))
 }
 
 /// `START_REPLICATION … LOGICAL lsn (options)`; option values are quoted
 /// literals, option names quoted identifiers.
-pub fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> String {
+pub(crate) fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> String {
     let mut sql = format!(
         "START_REPLICATION SLOT {} LOGICAL {}",
         quote_ident(slot),
@@ -73,7 +73,7 @@ pub fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]) -> St
 }
 
 /// pgoutput's `publication_names` value: a list of quoted identifiers.
-pub fn publication_names(names: &[String]) -> String {
+pub(crate) fn publication_names(names: &[String]) -> String {
     names
         .iter()
         .map(|n| quote_ident(n))

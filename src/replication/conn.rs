@@ -23,11 +23,11 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One row of a simple query's result, in text form.
-pub type Row = Vec<Option<String>>;
+pub(crate) type Row = Vec<Option<String>>;
 
 /// What arrives during CopyBoth.
 #[derive(Debug)]
-pub enum CopyEvent {
+pub(crate) enum CopyEvent {
     /// A CopyData payload.
     Data(Bytes),
     /// The server ended the stream.
@@ -35,7 +35,7 @@ pub enum CopyEvent {
 }
 
 /// A replication connection.
-pub struct ReplicationConn {
+pub(crate) struct ReplicationConn {
     stream: Box<dyn Stream>,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -46,7 +46,7 @@ pub struct ReplicationConn {
 impl ReplicationConn {
     /// Connects and authenticates. `settings` are extra startup parameters
     /// (the session settings pgstream pins).
-    pub async fn connect(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
+    pub(crate) async fn connect(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
         let connect = Self::connect_inner(params, settings);
         match params.connect_timeout {
             Some(t) => tokio::time::timeout(t, connect).await.map_err(|_| {
@@ -220,7 +220,7 @@ impl ReplicationConn {
     }
 
     /// Runs a simple query and returns its rows (of the last result set).
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
+    pub(crate) async fn simple_query(&mut self, sql: &str) -> Result<Vec<Row>> {
         debug!("replication command: {sql}");
         frontend::query(sql, &mut self.wbuf).map_err(protocol_err)?;
         self.flush().await?;
@@ -254,7 +254,7 @@ impl ReplicationConn {
     }
 
     /// Sends `START_REPLICATION …` and waits for CopyBothResponse.
-    pub async fn start_copy_both(&mut self, sql: &str) -> Result<()> {
+    pub(crate) async fn start_copy_both(&mut self, sql: &str) -> Result<()> {
         debug!("replication command: {sql}");
         frontend::query(sql, &mut self.wbuf).map_err(protocol_err)?;
         self.flush().await?;
@@ -276,7 +276,7 @@ impl ReplicationConn {
 
     /// Receives the next CopyData payload. Cancel-safe: a complete frame is
     /// only taken off the buffer when it is returned.
-    pub async fn recv(&mut self) -> Result<CopyEvent> {
+    pub(crate) async fn recv(&mut self) -> Result<CopyEvent> {
         loop {
             let frame = self.read_frame().await?;
             match frame.tag {
@@ -293,14 +293,14 @@ impl ReplicationConn {
     }
 
     /// Queues bytes (an encoded CopyData) and sends them.
-    pub async fn send(&mut self, encode: impl FnOnce(&mut BytesMut)) -> Result<()> {
+    pub(crate) async fn send(&mut self, encode: impl FnOnce(&mut BytesMut)) -> Result<()> {
         encode(&mut self.wbuf);
         self.flush().await
     }
 
     /// Ends CopyBoth: sends CopyDone and reads until the server has finished
     /// (CopyDone, CommandComplete, ReadyForQuery), then says goodbye.
-    pub async fn finish(mut self) -> Result<()> {
+    pub(crate) async fn finish(mut self) -> Result<()> {
         frontend::copy_done(&mut self.wbuf);
         self.flush().await?;
         loop {

@@ -4,6 +4,6 @@
 //! [`protocol`] parses and encodes bytes (sans-IO); [`conn`] owns the socket;
 //! [`commands`] builds the quoted replication commands.
 
-pub mod commands;
-pub mod conn;
-pub mod protocol;
+pub(crate) mod commands;
+pub(crate) mod conn;
+pub(crate) mod protocol;

@@ -9,7 +9,7 @@ use postgres_protocol::message::backend::Header;
 
 /// One backend message, split off the read buffer without copying.
 #[derive(Debug)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub tag: u8,
     /// The body, without tag and length.
     pub body: Bytes,
@@ -17,7 +17,7 @@ pub struct Frame {
 
 /// Splits the next complete message off `buf`; `Ok(None)` when more bytes
 /// are needed (an expected condition, not an error).
-pub fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
+pub(crate) fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
     let Some(header) = Header::parse(buf)? else {
         return Ok(None);
     };
@@ -38,7 +38,7 @@ pub fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
 
 /// A CopyData payload from the walsender.
 #[derive(Debug, PartialEq, Eq)]
-pub enum CopyMessage {
+pub(crate) enum CopyMessage {
     /// `w`: a chunk of plugin output starting at `wal_start`.
     XLogData {
         wal_start: u64,
@@ -51,7 +51,7 @@ pub enum CopyMessage {
 
 impl CopyMessage {
     /// Parses a CopyData payload.
-    pub fn parse(mut body: Bytes) -> io::Result<CopyMessage> {
+    pub(crate) fn parse(mut body: Bytes) -> io::Result<CopyMessage> {
         if body.is_empty() {
             return Err(invalid("empty CopyData message"));
         }
@@ -89,7 +89,7 @@ impl CopyMessage {
 /// Encodes a standby status update (`r`) wrapped in CopyData. `write` and
 /// `flush` are both what we have written and flushed: pgstream has no
 /// separate apply step.
-pub fn standby_status_update(lsn: u64, now: i64, reply: bool, out: &mut BytesMut) {
+pub(crate) fn standby_status_update(lsn: u64, now: i64, reply: bool, out: &mut BytesMut) {
     out.put_u8(b'd');
     out.put_i32(4 + 1 + 8 * 4 + 1);
     out.put_u8(b'r');
@@ -101,7 +101,7 @@ pub fn standby_status_update(lsn: u64, now: i64, reply: bool, out: &mut BytesMut
 }
 
 /// Microseconds since 2000-01-01 UTC, the protocol's clock.
-pub fn pg_now() -> i64 {
+pub(crate) fn pg_now() -> i64 {
     const UNIX_TO_PG_EPOCH_SECS: i64 = 946_684_800;
     let since_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

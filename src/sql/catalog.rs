@@ -17,7 +17,7 @@ use crate::tls::{self, Connector, Failed, MakeTls, Stage, Transport};
 
 /// A replication slot as `pg_replication_slots` shows it.
 #[derive(Debug, Clone)]
-pub struct SlotInfo {
+pub(crate) struct SlotInfo {
     pub plugin: Option<String>,
     pub database: Option<String>,
     pub logical: bool,
@@ -28,7 +28,7 @@ pub struct SlotInfo {
 }
 
 /// An ordinary SQL connection for catalog work.
-pub struct CatalogConn {
+pub(crate) struct CatalogConn {
     client: Client,
     pub server_version: i32,
 }
@@ -36,14 +36,17 @@ pub struct CatalogConn {
 impl CatalogConn {
     /// Connects with libpq's sslmode plan (see [`tls::with_retry`]); the
     /// connection task is spawned and logs its own end.
-    pub async fn connect(params: &ConnParams) -> Result<Self> {
+    pub(crate) async fn connect(params: &ConnParams) -> Result<Self> {
         Self::connect_with(params, &[]).await
     }
 
     /// Like [`CatalogConn::connect`], with `settings` sent in the startup
     /// packet (`options=-c name=value …`), so they hold from the first query
     /// and survive `RESET ALL`. Values must not contain spaces.
-    pub async fn connect_with(params: &ConnParams, settings: &[(&str, &str)]) -> Result<Self> {
+    pub(crate) async fn connect_with(
+        params: &ConnParams,
+        settings: &[(&str, &str)],
+    ) -> Result<Self> {
         let context = || format!("cannot connect to {params}");
         let options: Vec<String> = settings
             .iter()
@@ -108,17 +111,17 @@ impl CatalogConn {
 
     /// The tokio-postgres client, for what this type has no method for
     /// (the snapshot's transactions and COPY).
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
     /// Whether the connection has been lost or closed.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
 
     /// A server setting's raw value.
-    pub async fn setting(&self, name: &str) -> Result<String> {
+    pub(crate) async fn setting(&self, name: &str) -> Result<String> {
         let row = self
             .client
             .query_one("SELECT setting FROM pg_settings WHERE name = $1", &[&name])
@@ -133,7 +136,7 @@ impl CatalogConn {
     ///
     /// A position just past a page header is moved back to the page start:
     /// no record lies in between, and the walsender reports record ends.
-    pub async fn wal_insert_lsn(&self) -> Result<Lsn> {
+    pub(crate) async fn wal_insert_lsn(&self) -> Result<Lsn> {
         let text: String = self
             .client
             .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
@@ -145,7 +148,7 @@ impl CatalogConn {
     }
 
     /// Those of `names` that are not publications of this database.
-    pub async fn missing_publications(&self, names: &[String]) -> Result<Vec<String>> {
+    pub(crate) async fn missing_publications(&self, names: &[String]) -> Result<Vec<String>> {
         let rows = self
             .client
             .query(
@@ -163,7 +166,7 @@ impl CatalogConn {
     }
 
     /// Whether any of these publications is FOR ALL TABLES.
-    pub async fn any_all_tables(&self, names: &[String]) -> Result<bool> {
+    pub(crate) async fn any_all_tables(&self, names: &[String]) -> Result<bool> {
         let row = self
             .client
             .query_one("SELECT coalesce(bool_or(puballtables), false) FROM pg_publication WHERE pubname = ANY($1)", &[&names])
@@ -173,7 +176,10 @@ impl CatalogConn {
     }
 
     /// The tables of these publications, as (schema, table).
-    pub async fn publication_tables(&self, names: &[String]) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn publication_tables(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, String)>> {
         let rows = self
             .client
             .query(
@@ -187,7 +193,7 @@ impl CatalogConn {
     }
 
     /// The slot, if it exists.
-    pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
+    pub(crate) async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
         let wal_status = if self.server_version >= 130000 {
             "wal_status::text"
         } else {
@@ -213,7 +219,11 @@ impl CatalogConn {
     }
 
     /// Answers a decoder's request into `catalog`.
-    pub async fn fetch(&self, request: &CatalogRequest, catalog: &mut Catalog) -> Result<()> {
+    pub(crate) async fn fetch(
+        &self,
+        request: &CatalogRequest,
+        catalog: &mut Catalog,
+    ) -> Result<()> {
         match request {
             CatalogRequest::Types(oids) => self.fetch_types(oids, catalog).await,
             CatalogRequest::PrimaryKey(relid) => {
@@ -381,7 +391,7 @@ fn resolve(oid: u32, facts: &HashMap<u32, (i8, u32, u32, i8, bool)>, depth: u32)
 }
 
 /// Turns a tokio-postgres error into ours, keeping the SQLSTATE.
-pub fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
+pub(crate) fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
     if let Some(db) = e.as_db_error() {
         return Error::Server {
             context,

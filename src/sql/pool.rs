@@ -17,7 +17,7 @@ use crate::conninfo::ConnParams;
 use crate::error::{Error, Result};
 
 /// Makes and checks pooled connections.
-pub struct Manager {
+pub(crate) struct Manager {
     params: ConnParams,
     /// Settings sent at connection start (see [`CatalogConn::connect_with`]).
     settings: Vec<(&'static str, &'static str)>,
@@ -41,14 +41,14 @@ impl managed::Manager for Manager {
 }
 
 /// The pool; connections are opened on demand, at most `size` at once.
-pub type Pool = managed::Pool<Manager>;
+pub(crate) type Pool = managed::Pool<Manager>;
 
 /// A connection taken from the pool (back to it when dropped).
-pub type Pooled = managed::Object<Manager>;
+pub(crate) type Pooled = managed::Object<Manager>;
 
 /// A pool of at most `size` connections to `params`, each started with
 /// `settings`.
-pub fn new(
+pub(crate) fn new(
     params: &ConnParams,
     size: usize,
     settings: Vec<(&'static str, &'static str)>,
@@ -64,7 +64,7 @@ pub fn new(
 
 /// Takes a connection, opening one when none is idle and the pool is not
 /// full (else waits for one to come back).
-pub async fn get(pool: &Pool) -> Result<Pooled> {
+pub(crate) async fn get(pool: &Pool) -> Result<Pooled> {
     pool.get().await.map_err(|e| match e {
         managed::PoolError::Backend(e) => e,
         e => Error::connection(

@@ -10,10 +10,10 @@
 //!    the snapshot (`BEGIN ISOLATION LEVEL REPEATABLE READ;
 //!    SET TRANSACTION SNAPSHOT …`) and copies tables from a shared queue,
 //!    biggest first, with `COPY (SELECT …) TO STDOUT` in text format. Rows
-//!    become JSON lines as they arrive; full chunks go to the writer through
-//!    a bounded channel, so memory stays bounded and a slow reader slows the
+//!    go to the handler as `read` events, in chunks of whole rows through a
+//!    bounded channel, so memory stays bounded and a slow handler slows the
 //!    copy down.
-//! 3. Once the writer has flushed every line, the marker is dropped and the
+//! 3. Once the handler has completed every row, the marker is dropped and the
 //!    caller starts streaming at the consistent point: the snapshot holds
 //!    exactly the transactions that committed before it, the stream exactly
 //!    those after.
@@ -39,17 +39,14 @@ use tokio::time::{sleep_until, Instant};
 use super::catalog::{pg_error, CatalogConn};
 use super::pool::{self, Pool, Pooled};
 use super::tables::{self, Table};
-use crate::ack::Ack;
 use crate::config::{Config, Plugin};
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
-use crate::output::write_event;
+use crate::handler::{into_error, Handler};
 use crate::pipeline::SESSION_SETTINGS;
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
-use crate::stats::Stats;
-use crate::writer::{Chunk, Writer};
 
 /// Output is handed to the writer in chunks of about this size.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -70,7 +67,7 @@ const NO_TIMEOUTS: &[(&str, &str)] = &[
 ];
 
 /// The replication connection's startup settings.
-pub fn replication_settings(config: &Config) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn replication_settings(config: &Config) -> Vec<(&'static str, &'static str)> {
     let mut settings = SESSION_SETTINGS.to_vec();
     if config.snapshot {
         settings.extend_from_slice(NO_TIMEOUTS);
@@ -81,7 +78,7 @@ pub fn replication_settings(config: &Config) -> Vec<(&'static str, &'static str)
 /// The marker slot that exists while the initial snapshot of `slot` runs:
 /// `<slot>_pgstream_snapshot`, or for a long slot name its first 36
 /// characters and a hash of the whole name.
-pub fn marker_name(slot: &str) -> String {
+pub(crate) fn marker_name(slot: &str) -> String {
     if slot.len() + MARKER_SUFFIX.len() <= MAX_SLOT_NAME {
         return format!("{slot}{MARKER_SUFFIX}");
     }
@@ -97,7 +94,7 @@ pub fn marker_name(slot: &str) -> String {
 /// Before a session uses the slot: refuses a slot whose initial snapshot
 /// did not finish, drops a marker left without its slot, and refuses
 /// `--snapshot` for a slot that this run did not create.
-pub async fn check(
+pub(crate) async fn check(
     config: &Config,
     catalog: &CatalogConn,
     slot_exists: bool,
@@ -130,7 +127,7 @@ pub async fn check(
 
 /// `--drop-slot`: drops the marker of `slot` if there is one (a physical
 /// slot of that name), over the replication connection (which accepts SQL).
-pub async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Result<()> {
+pub(crate) async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Result<()> {
     let marker = marker_name(slot);
     let rows = repl
         .simple_query(&format!(
@@ -145,17 +142,15 @@ pub async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the slot exporting a snapshot, writes every row of the streamed
-/// tables as `read` events, waits until the writer has flushed them, and
-/// returns the slot's consistent point (where streaming starts).
-pub async fn take(
+/// Creates the slot exporting a snapshot, hands every row of the streamed
+/// tables to the handler as `read` events, waits until it has completed
+/// them, and returns the slot's consistent point (where streaming starts).
+pub(crate) async fn take<H: Handler>(
     config: &Config,
     catalog: &CatalogConn,
     repl: &mut ReplicationConn,
     plugin: Plugin,
-    writer: &mut Writer,
-    ack: &mut Ack,
-    stats: &mut Stats,
+    handler: &mut H,
 ) -> Result<Lsn> {
     // A temporary slot vanishes with the connection: nothing to mark.
     let marker = (!config.temporary_slot).then(|| marker_name(&config.slot));
@@ -229,11 +224,9 @@ pub async fn take(
         config,
         &pool,
         &name,
-        tables,
+        tables.into(),
         point,
-        writer,
-        ack,
-        stats,
+        handler,
         &mut progress,
     )
     .await?;
@@ -276,28 +269,29 @@ impl Drop for Unfinished<'_> {
 
 /// One piece of work reported by a copy task.
 enum Piece {
-    /// Whole JSON lines, and how many rows they hold.
-    Lines { bytes: Vec<u8>, rows: u64 },
-    /// A table is copied in full.
-    Done { table: String, rows: u64 },
+    /// Whole rows of table `table` in COPY text format, and how many.
+    Rows {
+        table: usize,
+        bytes: Vec<u8>,
+        rows: u64,
+    },
+    /// Table `table` is copied in full.
+    Done { table: usize, rows: u64 },
 }
 
-/// Runs the copy tasks and hands their lines to the writer until every
-/// line is flushed.
-#[allow(clippy::too_many_arguments)]
-async fn copy(
+/// Runs the copy tasks and hands their rows to the handler, then waits
+/// until the handler has completed them all.
+async fn copy<H: Handler>(
     config: &Config,
     pool: &Pool,
     snapshot: &Arc<str>,
-    tables: Vec<Table>,
+    tables: Arc<[Table]>,
     point: Lsn,
-    writer: &mut Writer,
-    ack: &mut Ack,
-    stats: &mut Stats,
+    handler: &mut H,
     progress: &mut Progress,
 ) -> Result<()> {
     let workers_wanted = config.pool_size.min(tables.len());
-    let queue = Arc::new(Mutex::new(VecDeque::from(tables)));
+    let queue = Arc::new(Mutex::new((0..tables.len()).collect::<VecDeque<_>>()));
     // Room for a chunk per task beyond the ones being filled: a full
     // channel stops the tasks reading their COPY (backpressure).
     let (tx, mut rx) = mpsc::channel(config.pool_size.max(2));
@@ -308,50 +302,34 @@ async fn copy(
         workers.spawn(worker(
             pool.clone(),
             snapshot.clone(),
+            tables.clone(),
             queue.clone(),
             tx.clone(),
-            point,
         ));
     }
     drop(tx);
-    let mut pending: Option<Chunk> = None;
-    let mut receiving = true;
+    let mut parser = CopyRow::default();
     let mut report_at = Instant::now() + PROGRESS_EVERY;
     loop {
-        if let Some(chunk) = pending.take() {
-            pending = writer.try_send(chunk).err();
-        }
-        if !receiving && pending.is_none() && workers.is_empty() && ack.writer_idle() {
-            return Ok(());
-        }
         tokio::select! {
             biased;
-            // The writer flushed: its queue has room, and a failure ends the copy.
-            changed = writer.progress().changed() => {
-                let p = *writer.progress().borrow_and_update();
-                ack.flushed(p.seq, p.commit_end);
-                stats.bytes = p.bytes;
-                if changed.is_err() || p.failed.is_some() {
-                    let e = writer.take_error().unwrap_or_else(|| io::ErrorKind::BrokenPipe.into());
-                    return Err(Error::Output(e));
-                }
-            }
+            e = handler.failed() => return Err(into_error(e)),
             // A task ended; the first error ends the snapshot.
             Some(joined) = workers.join_next() => match joined {
                 Ok(result) => result?,
                 Err(e) => return Err(Error::Protocol(format!("snapshot copy task failed: {e}"))),
             },
-            // Lines to write, unless the writer's queue is full.
-            piece = rx.recv(), if receiving && pending.is_none() => match piece {
-                Some(Piece::Lines { bytes, rows }) => {
+            piece = rx.recv() => match piece {
+                Some(Piece::Rows { table, bytes, rows }) => {
                     progress.rows += rows;
-                    pending = Some(Chunk { seq: ack.handed(), bytes, commit_end: None });
+                    deliver(&tables[table], &bytes, point, &mut parser, handler).await?;
                 }
                 Some(Piece::Done { table, rows }) => {
                     progress.tables_done += 1;
-                    debug!("snapshot: copied {table} ({rows} rows)");
+                    let rel = &tables[table].relation;
+                    debug!("snapshot: copied {}.{} ({rows} rows)", rel.schema, rel.name);
                 }
-                None => receiving = false,
+                None => break,
             },
             _ = sleep_until(report_at) => {
                 info!("{}", progress.report());
@@ -359,6 +337,42 @@ async fn copy(
             }
         }
     }
+    while let Some(joined) = workers.join_next().await {
+        joined.map_err(|e| Error::Protocol(format!("snapshot copy task failed: {e}")))??;
+    }
+    let completion = handler.flush().await.map_err(into_error)?;
+    if let Some(work) = completion.into_future() {
+        work.await.map_err(into_error)?;
+    }
+    Ok(())
+}
+
+/// Hands whole COPY rows of `table` to the handler as `read` events.
+async fn deliver<H: Handler>(
+    table: &Table,
+    rows: &[u8],
+    point: Lsn,
+    parser: &mut CopyRow,
+    handler: &mut H,
+) -> Result<()> {
+    let rel = &table.relation;
+    let rows = rows.strip_suffix(b"\n").unwrap_or(rows);
+    for line in rows.split(|&b| b == b'\n') {
+        let (data, datums) = parser.parse(line, rel.columns.len()).map_err(|e| {
+            Error::Protocol(format!("copying table {}.{}: {e}", rel.schema, rel.name))
+        })?;
+        let mut ev = Event::new(Op::Read);
+        ev.relation = Some(rel);
+        ev.snapshot_lsn = Some(point);
+        ev.new = Some(Row {
+            relation: rel,
+            data,
+            datums,
+            key_only: false,
+        });
+        handler.event(&ev).await.map_err(into_error)?;
+    }
+    Ok(())
 }
 
 /// Starts a transaction on the exported snapshot.
@@ -377,9 +391,9 @@ async fn begin(conn: &Pooled, snapshot: &str) -> Result<()> {
 async fn worker(
     pool: Pool,
     snapshot: Arc<str>,
-    queue: Arc<Mutex<VecDeque<Table>>>,
+    tables: Arc<[Table]>,
+    queue: Arc<Mutex<VecDeque<usize>>>,
     tx: mpsc::Sender<Piece>,
-    point: Lsn,
 ) -> Result<()> {
     let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
     let Some(mut table) = next() else {
@@ -387,9 +401,8 @@ async fn worker(
     };
     let conn = pool::get(&pool).await?;
     begin(&conn, &snapshot).await?;
-    let mut parser = CopyRow::default();
     loop {
-        copy_table(&conn, &table, &mut parser, &tx, point).await?;
+        copy_table(&conn, &tables, table, &tx).await?;
         match next() {
             Some(t) => table = t,
             None => break,
@@ -401,66 +414,33 @@ async fn worker(
         .map_err(|e| pg_error(e, "ending the snapshot".into()))
 }
 
-/// Copies one table, sending its rows as JSON lines in chunks.
+/// Copies one table, sending its rows in chunks of whole rows.
 async fn copy_table(
     conn: &Pooled,
-    table: &Table,
-    parser: &mut CopyRow,
+    tables: &[Table],
+    table: usize,
     tx: &mpsc::Sender<Piece>,
-    point: Lsn,
 ) -> Result<()> {
-    let rel = &table.relation;
+    let rel = &tables[table].relation;
     let context = || format!("copying table {}.{}", rel.schema, rel.name);
     let stream = conn
         .client()
-        .copy_out(table.copy_sql.as_str())
+        .copy_out(tables[table].copy_sql.as_str())
         .await
         .map_err(|e| pg_error(e, context()))?;
     let mut stream = pin!(stream);
     let mut out = Vec::with_capacity(CHUNK_BYTES * 5 / 4);
     let (mut rows, mut total) = (0u64, 0u64);
-    // Bytes of a row split across messages (the server sends one row per
-    // message, but nothing here depends on it).
-    let mut carry: Vec<u8> = Vec::new();
-    let mut emit = |out: &mut Vec<u8>, line: &[u8]| -> Result<()> {
-        let (data, datums) = parser
-            .parse(line, rel.columns.len())
-            .map_err(|e| Error::Protocol(format!("{}: {e}", context())))?;
-        let mut ev = Event::new(Op::Read);
-        ev.relation = Some(rel);
-        ev.snapshot_lsn = Some(point);
-        ev.new = Some(Row {
-            relation: rel,
-            data,
-            datums,
-            key_only: false,
-        });
-        write_event(out, &ev);
-        Ok(())
-    };
     while let Some(data) = stream.next().await {
         let data = data.map_err(|e| pg_error(e, context()))?;
-        let whole = if carry.is_empty() {
-            &data[..]
-        } else {
-            carry.extend_from_slice(&data);
-            &carry[..]
-        };
-        let mut used = 0;
-        while let Some(n) = whole[used..].iter().position(|&b| b == b'\n') {
-            emit(&mut out, &whole[used..used + n])?;
-            used += n + 1;
-            rows += 1;
-        }
-        if carry.is_empty() {
-            carry.extend_from_slice(&data[used..]);
-        } else {
-            carry.drain(..used);
-        }
-        if out.len() >= CHUNK_BYTES {
+        out.extend_from_slice(&data);
+        rows += data.iter().filter(|&&b| b == b'\n').count() as u64;
+        // The server sends a row per message, but only whole rows go out.
+        if out.len() >= CHUNK_BYTES && out.ends_with(b"\n") {
             total += rows;
             let bytes = mem::replace(&mut out, Vec::with_capacity(CHUNK_BYTES * 5 / 4));
-            tx.send(Piece::Lines {
+            tx.send(Piece::Rows {
+                table,
                 bytes,
                 rows: mem::take(&mut rows),
             })
@@ -468,7 +448,7 @@ async fn copy_table(
             .map_err(|_| abandoned())?;
         }
     }
-    if !carry.is_empty() {
+    if !out.is_empty() && !out.ends_with(b"\n") {
         return Err(Error::Protocol(format!(
             "{}: the last row has no end",
             context()
@@ -476,11 +456,14 @@ async fn copy_table(
     }
     total += rows;
     if !out.is_empty() {
-        tx.send(Piece::Lines { bytes: out, rows })
-            .await
-            .map_err(|_| abandoned())?;
+        tx.send(Piece::Rows {
+            table,
+            bytes: out,
+            rows,
+        })
+        .await
+        .map_err(|_| abandoned())?;
     }
-    let table = format!("{}.{}", rel.schema, rel.name);
     tx.send(Piece::Done { table, rows: total })
         .await
         .map_err(|_| abandoned())

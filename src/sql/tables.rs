@@ -24,7 +24,7 @@ use super::catalog::{pg_error, CatalogConn};
 
 /// One table to copy.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     /// Its columns as `read` events print them, and its key.
     pub relation: Relation,
     /// `COPY (SELECT …) TO STDOUT`.
@@ -45,7 +45,11 @@ struct Published {
 }
 
 /// The tables to copy, biggest first. Runs in the snapshot's transaction.
-pub async fn list(conn: &CatalogConn, config: &Config, plugin: Plugin) -> Result<Vec<Table>> {
+pub(crate) async fn list(
+    conn: &CatalogConn,
+    config: &Config,
+    plugin: Plugin,
+) -> Result<Vec<Table>> {
     let version = conn.server_version;
     let published = match (plugin, config.publications.is_empty()) {
         (Plugin::PgOutput, _) => {

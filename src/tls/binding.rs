@@ -6,7 +6,7 @@ use tokio_rustls::client::TlsStream;
 
 /// What TLS gives the authentication exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// `tls-server-end-point` data: the hash of the server's certificate,
     /// when its signature algorithm names one.
     pub server_end_point: Option<Vec<u8>>,
@@ -26,7 +26,7 @@ impl TlsInfo {
 /// hash with the hash function of its signature algorithm, SHA-256 for MD5
 /// and SHA-1. `None` when the algorithm names no hash we have (Ed25519,
 /// RSASSA-PSS, SHA-224): we then do not bind (flag `n`), which servers accept.
-pub fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
     use ring::digest::{digest, SHA256, SHA384, SHA512};
     const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01]; // 1.2.840.113549.1.1
     const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01]; // 1.2.840.10045.4.1
@@ -90,7 +90,7 @@ fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// The SCRAM channel-binding flag to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Binding {
+pub(crate) enum Binding {
     /// `n`: a plain connection, or TLS without binding data.
     Unsupported,
     /// `y`: we could bind, but the server offers no PLUS mechanism.
@@ -102,7 +102,10 @@ pub enum Binding {
 /// The SASL mechanism and channel binding to use, as libpq and tokio-postgres
 /// choose them: `SCRAM-SHA-256-PLUS` whenever it is offered and we have the
 /// server's certificate hash. `None` when no SCRAM mechanism is offered.
-pub fn scram_choice(offered: &[String], tls: Option<&TlsInfo>) -> Option<(&'static str, Binding)> {
+pub(crate) fn scram_choice(
+    offered: &[String],
+    tls: Option<&TlsInfo>,
+) -> Option<(&'static str, Binding)> {
     let has = |m: &str| offered.iter().any(|o| o == m);
     let end_point = tls.and_then(|t| t.server_end_point.clone());
     if has(sasl::SCRAM_SHA_256_PLUS) {
@@ -124,7 +127,7 @@ pub fn scram_choice(offered: &[String], tls: Option<&TlsInfo>) -> Option<(&'stat
 
 impl Binding {
     /// For logs: the binding type, never the data.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Binding::Unsupported => "none",
             Binding::Unrequested => "none, server offers none",
@@ -132,7 +135,7 @@ impl Binding {
         }
     }
 
-    pub fn to_sasl(&self) -> sasl::ChannelBinding {
+    pub(crate) fn to_sasl(&self) -> sasl::ChannelBinding {
         match self {
             Binding::Unsupported => sasl::ChannelBinding::unsupported(),
             Binding::Unrequested => sasl::ChannelBinding::unrequested(),

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 /// A rustls client configuration for one server, per the connection's
 /// `sslmode` and certificate files.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
     /// What the server certificate is checked against, for messages.
@@ -48,7 +48,7 @@ enum Verify {
 impl Connector {
     /// Reads the certificate files and builds the configuration. Errors are
     /// configuration errors naming the file at fault.
-    pub fn new(params: &ConnParams) -> Result<Connector> {
+    pub(crate) fn new(params: &ConnParams) -> Result<Connector> {
         let context = || format!("cannot connect to {params}");
         let bad = |msg: String| Error::usage(format!("{}: {msg}", context()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -86,7 +86,7 @@ impl Connector {
     }
 
     /// The TLS handshake over `stream`.
-    pub async fn handshake<S>(&self, stream: S) -> io::Result<TlsStream<S>>
+    pub(crate) async fn handshake<S>(&self, stream: S) -> io::Result<TlsStream<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -110,7 +110,7 @@ impl Connector {
     /// Turns a handshake (or later) failure into our error: a rustls error
     /// is a configuration error saying which check failed; anything else is
     /// a connection error.
-    pub fn error(&self, e: io::Error, params: &ConnParams) -> Error {
+    pub(crate) fn error(&self, e: io::Error, params: &ConnParams) -> Error {
         let context = format!("cannot connect to {params}");
         match rustls_error(&e) {
             Some(t) => Error::usage(format!(

@@ -20,21 +20,21 @@ use crate::error::Error;
 /// tokio-postgres's side of [`Connector`]; remembers whether a handshake
 /// was started (whether the server said `S`), which decides libpq's retry.
 #[derive(Clone)]
-pub struct MakeTls {
+pub(crate) struct MakeTls {
     connector: Option<Connector>,
     started: Arc<AtomicBool>,
 }
 
 impl MakeTls {
     /// For a plain attempt (tokio-postgres never calls it then).
-    pub fn none() -> MakeTls {
+    pub(crate) fn none() -> MakeTls {
         MakeTls {
             connector: None,
             started: Arc::default(),
         }
     }
 
-    pub fn new(connector: Connector) -> MakeTls {
+    pub(crate) fn new(connector: Connector) -> MakeTls {
         MakeTls {
             connector: Some(connector),
             started: Arc::default(),
@@ -42,7 +42,7 @@ impl MakeTls {
     }
 
     /// Whether a handshake has been started.
-    pub fn started(&self) -> Arc<AtomicBool> {
+    pub(crate) fn started(&self) -> Arc<AtomicBool> {
         self.started.clone()
     }
 }
@@ -83,7 +83,7 @@ where
 }
 
 /// A TLS stream for tokio-postgres, with its channel binding data.
-pub struct PgTlsStream<S> {
+pub(crate) struct PgTlsStream<S> {
     inner: TlsStream<S>,
     info: TlsInfo,
 }
@@ -127,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
 
 /// Sorts a tokio-postgres connect error: TLS failures become our
 /// configuration errors with their stage; `None` for everything else.
-pub fn tokio_tls_failure(e: &tokio_postgres::Error, params: &ConnParams) -> Option<Failed> {
+pub(crate) fn tokio_tls_failure(e: &tokio_postgres::Error, params: &ConnParams) -> Option<Failed> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(t) = s.downcast_ref::<io::Error>().and_then(rustls_error) {

@@ -1,0 +1,142 @@
+//! The extension point: what happens to each decoded event.
+//!
+//! pgstream decodes the stream and calls a [`Handler`]; the handler says
+//! when a transaction is done with, and only then is it acknowledged to the
+//! server. The JSON Lines output of the binary is one handler
+//! ([`JsonLines`](crate::JsonLines)); docs/library.md describes the contract.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::Error;
+use crate::event::Event;
+
+/// What a handler fails with: any error. An [`Error`](crate::Error) keeps
+/// its own exit code and wording; anything else becomes
+/// [`Error::Handler`](crate::Error::Handler).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed completion future.
+type Pending = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+/// Receives the stream's events, in order, and completes its transactions.
+///
+/// pgstream calls [`event`](Handler::event) for every event that the
+/// [`Config`](crate::Config) selects, then [`commit`](Handler::commit) for
+/// every transaction that ends (`commit` or `stream_commit`). A transaction
+/// is acknowledged to the server once its [`Completion`] has completed,
+/// never before, so the server keeps every transaction that a handler has
+/// not finished and sends it again after a restart: delivery is
+/// at-least-once.
+///
+/// An `Err` from any method stops the stream at once without acknowledging
+/// anything more; [`run`](crate::run) returns it.
+///
+/// While a call is pending, pgstream keeps answering the server (a slow
+/// handler does not get the connection timed out) but reads nothing more:
+/// a handler slows the stream down by taking its time.
+///
+/// ```
+/// use pgstream::{Completion, Event, Handler, HandlerError};
+///
+/// /// Prints each row change's table and operation.
+/// struct Print;
+///
+/// impl Handler for Print {
+///     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
+///         if let Some(rel) = event.relation {
+///             println!("{} {}.{}", event.op.as_str(), rel.schema, rel.name);
+///         }
+///         Ok(())
+///     }
+///
+///     async fn commit(&mut self, _commit: &Event<'_>) -> Result<Completion, HandlerError> {
+///         // Printed is done with.
+///         Ok(Completion::done())
+///     }
+/// }
+/// ```
+pub trait Handler: Send {
+    /// Takes one event. It borrows pgstream's buffers, so copy out what
+    /// must outlive the call. Begin and commit events come only with
+    /// [`Config::include_tx`](crate::Config::include_tx).
+    fn event(&mut self, event: &Event<'_>)
+        -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// The transaction whose last event came before `commit` (a `Commit`
+    /// or `StreamCommit` event, with `end_lsn` set) is complete. The
+    /// returned [`Completion`] says when its effects are durable.
+    fn commit(
+        &mut self,
+        commit: &Event<'_>,
+    ) -> impl Future<Output = Result<Completion, HandlerError>> + Send;
+
+    /// pgstream is about to wait (the server has nothing ready, or a stop
+    /// was asked for): hand on anything buffered. The completion covers
+    /// every event received so far; a handler that completes its work in
+    /// [`commit`](Handler::commit) needs nothing here.
+    fn flush(&mut self) -> impl Future<Output = Result<Completion, HandlerError>> + Send {
+        async { Ok(Completion::done()) }
+    }
+
+    /// Resolves if the handler fails on its own while pgstream waits for
+    /// the server (say, its output was closed). Never, by default.
+    fn failed(&mut self) -> impl Future<Output = HandlerError> + Send {
+        std::future::pending()
+    }
+
+    /// A stop waited too long for completions: pgstream gives them a moment
+    /// more, then acknowledges only those that completed. Work not yet
+    /// started must now be dropped rather than done after that final
+    /// acknowledgement.
+    fn cancel(&mut self) {}
+}
+
+/// When a transaction's effects are durable, as told by
+/// [`Handler::commit`] and [`Handler::flush`].
+///
+/// Completions complete in the order they were returned: a transaction is
+/// acknowledged only once it and every transaction before it are complete.
+/// A pending completion lets pgstream go on decoding meanwhile (say, while
+/// an output thread writes), and pgstream polls one completion at a time, so
+/// their futures run in order.
+#[must_use]
+pub struct Completion(Option<Pending>);
+
+impl Completion {
+    /// Complete as soon as the completions returned before it are.
+    pub fn done() -> Completion {
+        Completion(None)
+    }
+
+    /// Complete when `work` resolves `Ok`; an `Err` stops the stream.
+    pub fn when<F>(work: F) -> Completion
+    where
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        Completion(Some(Box::pin(work)))
+    }
+
+    pub(crate) fn into_future(self) -> Option<Pending> {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Completion(pending)"
+        } else {
+            "Completion(done)"
+        })
+    }
+}
+
+/// A handler's error as the library reports it: its own [`Error`] as is
+/// (a closed output stays a clean stop), anything else wrapped.
+pub(crate) fn into_error(e: HandlerError) -> Error {
+    match e.downcast::<Error>() {
+        Ok(e) => *e,
+        Err(e) => Error::Handler(e),
+    }
+}

@@ -1,0 +1,192 @@
+//! Everything a session does besides reading the server: stop requests,
+//! completions, status updates, timers. The stream loop waits on it between
+//! messages, and [`Link::guard`] waits on it while a handler call is
+//! pending, so the server hears from us even while the handler is slow.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use log::{debug, info};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::event::{fmt_lsn, Lsn};
+use crate::handler::{into_error, Completion, HandlerError};
+use crate::replication::conn::ReplicationConn;
+use crate::replication::protocol::{pg_now, standby_status_update};
+
+use super::{stop_requested, RunState, Stop, STOP_GRACE};
+
+/// What woke the session up.
+pub(super) enum Wake {
+    Stop,
+    /// The oldest completion completed, allowing this position.
+    Completed(Option<Lsn>),
+    Status,
+    /// `--end-lsn`: time to ask the server where it is.
+    Poll,
+    Report,
+    Stats,
+    Watchdog,
+    /// A stop waited `STOP_GRACE` for the handler: give up on it.
+    Deadline,
+}
+
+/// A session's state apart from the connection and the decoder.
+pub(super) struct Link<'s> {
+    pub(super) config: &'s Config,
+    pub(super) st: &'s mut RunState,
+    pub(super) shutdown: &'s mut watch::Receiver<bool>,
+    pub(super) report: &'s mut watch::Receiver<()>,
+    pub(super) stop: Option<Stop>,
+    /// With --max-changes: the streamed transaction that holds the last
+    /// change, whose stream_commit/abort ends the run.
+    pub(super) stop_after_stream: Option<u32>,
+    pub(super) stop_deadline: Option<Instant>,
+    /// With --end-lsn: when to ask the server for its position again.
+    pub(super) poll_at: Option<Instant>,
+    pub(super) stats_at: Option<Instant>,
+    pub(super) watchdog_at: Option<Instant>,
+    /// The handler got events since its last flush.
+    pub(super) dirty: bool,
+}
+
+impl<'s> Link<'s> {
+    pub(super) fn new(
+        config: &'s Config,
+        st: &'s mut RunState,
+        shutdown: &'s mut watch::Receiver<bool>,
+        report: &'s mut watch::Receiver<()>,
+    ) -> Self {
+        let now = Instant::now();
+        Link {
+            stats_at: config.stats_interval.map(|d| now + d),
+            watchdog_at: st.notifier.watchdog.map(|d| now + d),
+            config,
+            st,
+            shutdown,
+            report,
+            stop: None,
+            stop_after_stream: None,
+            stop_deadline: None,
+            poll_at: None,
+            dirty: false,
+        }
+    }
+
+    /// Waits for the next thing to do other than reading the server.
+    pub(super) async fn wake(&mut self) -> Result<Wake> {
+        if self.stop.is_some() && self.stop_deadline.is_none() {
+            self.stop_deadline = Some(Instant::now() + STOP_GRACE);
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        let status_at = self.st.ack.next_due(Instant::now());
+        Ok(tokio::select! {
+            biased;
+            _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
+            done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
+            _ = sleep_until(status_at) => Wake::Status,
+            _ = sleep_until(self.stop_deadline.unwrap_or(far)), if self.stop_deadline.is_some() => Wake::Deadline,
+            _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => Wake::Poll,
+            _ = self.report.changed() => Wake::Report,
+            _ = sleep_until(self.stats_at.unwrap_or(far)), if self.stats_at.is_some() => Wake::Stats,
+            _ = sleep_until(self.watchdog_at.unwrap_or(far)), if self.watchdog_at.is_some() => Wake::Watchdog,
+        })
+    }
+
+    /// Acts on a wake-up. `quiet`: the server has not been heard from for a
+    /// status interval (a status update then asks for a reply, proving the
+    /// connection alive). Returns false on [`Wake::Deadline`].
+    pub(super) async fn on_wake(
+        &mut self,
+        wake: Wake,
+        repl: &mut ReplicationConn,
+        quiet: bool,
+    ) -> Result<bool> {
+        match wake {
+            Wake::Stop => {
+                info!("stopping");
+                self.st.notifier.notify("STOPPING=1");
+                self.stop = Some(Stop::Signal);
+            }
+            Wake::Completed(lsn) => {
+                if let Some(lsn) = lsn {
+                    self.completed(lsn);
+                }
+            }
+            Wake::Status => self.send_status(repl, quiet).await?,
+            Wake::Poll => {
+                self.poll_at = None;
+                self.send_status(repl, true).await?;
+            }
+            Wake::Report => info!("{}", self.st.stats.report()),
+            Wake::Stats => {
+                info!("{}", self.st.stats.report());
+                self.stats_at = self.config.stats_interval.map(|d| Instant::now() + d);
+            }
+            Wake::Watchdog => {
+                self.st.notifier.notify("WATCHDOG=1");
+                self.watchdog_at = self.st.notifier.watchdog.map(|d| Instant::now() + d);
+            }
+            Wake::Deadline => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Awaits a handler call while keeping up everything else. `None`: a
+    /// stop gave up waiting for it.
+    pub(super) async fn guard<T>(
+        &mut self,
+        repl: &mut ReplicationConn,
+        call: impl Future<Output = Result<T, HandlerError>>,
+    ) -> Result<Option<T>> {
+        let mut call = pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut call => return r.map(Some).map_err(into_error),
+                wake = self.wake() => {
+                    // Not reading meanwhile: the server's silence means nothing.
+                    if !self.on_wake(wake?, repl, false).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues the completion of everything up to `lsn`.
+    pub(super) fn push(&mut self, lsn: Option<Lsn>, completion: Completion) {
+        if let Some(lsn) = self.st.completions.push(lsn, completion) {
+            self.completed(lsn);
+        }
+    }
+
+    /// The handler completed everything up to `lsn`.
+    pub(super) fn completed(&mut self, lsn: Lsn) {
+        self.st.ack.completed(lsn);
+        self.st.stats.written = self.st.stats.written.max(lsn);
+    }
+
+    pub(super) async fn send_status(
+        &mut self,
+        repl: &mut ReplicationConn,
+        reply: bool,
+    ) -> Result<()> {
+        let lsn = self.st.ack.report(Instant::now());
+        debug!("status update: flushed {}", fmt_lsn(lsn));
+        if lsn != self.st.stats.acked {
+            self.st.stats.acked = lsn;
+            self.st.notifier.notify(&format!(
+                "STATUS=streaming from slot {}, acknowledged {}",
+                self.config.slot,
+                fmt_lsn(lsn)
+            ));
+        }
+        repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf))
+            .await
+    }
+}
