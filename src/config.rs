@@ -11,7 +11,9 @@ use crate::filter::TableFilter;
 /// The output plugin of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plugin {
+    /// PostgreSQL's built-in plugin (publications, protocol versions 1–4).
     PgOutput,
+    /// The wal2json extension (`format-version` 2).
     Wal2Json,
 }
 
@@ -37,6 +39,7 @@ impl Plugin {
 /// Where to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndLsn {
+    /// At this WAL position.
     At(Lsn),
     /// The server's WAL position when pgstream first connects.
     Now,

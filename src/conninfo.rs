@@ -83,10 +83,14 @@ pub struct ConnArgs {
     pub port: Option<String>,
     /// `-U`: user name.
     pub username: Option<String>,
-    /// `--sslmode`, `--sslrootcert`, `--sslcert`, `--sslkey`.
+    /// `--sslmode`: libpq's sslmode names (default `prefer`).
     pub sslmode: Option<String>,
+    /// `--sslrootcert`: CA certificates to verify the server with
+    /// (`system`: the operating system's store).
     pub sslrootcert: Option<String>,
+    /// `--sslcert`: client certificate.
     pub sslcert: Option<String>,
+    /// `--sslkey`: the client certificate's key.
     pub sslkey: Option<String>,
 }
 

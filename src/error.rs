@@ -11,9 +11,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An error from the server (ErrorResponse), with its SQLSTATE.
 #[derive(Debug, Clone)]
 pub struct ServerError {
+    /// SQLSTATE, e.g. `42704`.
     pub code: String,
+    /// The primary message.
     pub message: String,
+    /// DETAIL, if any.
     pub detail: Option<String>,
+    /// HINT, if any.
     pub hint: Option<String>,
 }
 
@@ -42,12 +46,19 @@ pub enum Error {
     /// The server refused or failed an operation.
     #[error("{context}: {source}")]
     Server {
+        /// What pgstream was doing.
         context: String,
+        /// What the server said.
         source: ServerError,
     },
     /// The connection could not be made or was lost.
     #[error("{context}: {source}")]
-    Connection { context: String, source: io::Error },
+    Connection {
+        /// What pgstream was doing.
+        context: String,
+        /// The socket's error.
+        source: io::Error,
+    },
     /// The server broke the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -57,8 +68,11 @@ pub enum Error {
     /// A message from the slot that the decoder could not read.
     #[error("slot \"{slot}\" at {lsn}: {source}")]
     Decode {
+        /// The slot streamed.
         slot: String,
+        /// The message's WAL position.
         lsn: String,
+        /// What was wrong with it.
         source: DecodeError,
     },
     /// Writing the output failed (a closed pipe is a clean stop, see

@@ -17,15 +17,27 @@ pub type PgTimestamp = i64;
 /// What happened; the `op` field of a JSON line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// A row inserted (`new`).
     Insert,
+    /// A row updated (`new`; `old` when the key changed or the replica
+    /// identity is FULL).
     Update,
+    /// A row deleted (`old`: the key, or the whole row under FULL).
     Delete,
+    /// A table truncated.
     Truncate,
+    /// A row of the initial snapshot (`new`, `snapshot_lsn`).
     Read,
+    /// A `pg_logical_emit_message` message.
     Message,
+    /// A transaction begins.
     Begin,
+    /// A transaction commits (`end_lsn` is the position acknowledged).
     Commit,
+    /// A streamed transaction commits.
     StreamCommit,
+    /// A streamed transaction, or one of its subtransactions (`subxid`),
+    /// aborts: forget its streamed changes.
     StreamAbort,
     /// A table's description, sent again after a schema change
     /// (`--include-schema`).
@@ -65,8 +77,11 @@ impl Op {
 /// Replaced whole when the server sends a new description (schema change).
 #[derive(Debug, Clone)]
 pub struct Relation {
+    /// The table's schema.
     pub schema: String,
+    /// The table's name.
     pub name: String,
+    /// The published columns, in table order.
     pub columns: Vec<Column>,
     /// Indices into `columns` of the columns that form `key`: the replica
     /// identity index for `DEFAULT`/`USING INDEX`, the primary key for `FULL`
@@ -77,12 +92,14 @@ pub struct Relation {
 /// One column of a [`Relation`].
 #[derive(Debug, Clone)]
 pub struct Column {
+    /// The column's name.
     pub name: String,
     /// How the column's text form maps to JSON (domains already resolved).
     pub kind: ValueKind,
     /// The column's type and type modifier as the server sent them (-1:
     /// no modifier, or not reported).
     pub type_oid: u32,
+    /// See `type_oid`.
     pub type_modifier: i32,
     /// Part of the replica identity: the only columns a key-only old tuple
     /// carries.
@@ -92,6 +109,7 @@ pub struct Column {
 /// One column value as the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datum<'a> {
+    /// SQL NULL.
     Null,
     /// A TOASTed value the change did not touch: the server did not send it.
     UnchangedToast,
@@ -172,15 +190,20 @@ impl<'a> Row<'a> {
 /// A `message` event's payload (`pg_logical_emit_message`).
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
+    /// The prefix the message was emitted with.
     pub prefix: &'a [u8],
+    /// Its content: any bytes.
     pub content: &'a [u8],
+    /// Emitted as part of a transaction (else on its own, at once).
     pub transactional: bool,
 }
 
 /// Truncate options; absent when the plugin does not report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TruncateFlags {
+    /// `TRUNCATE … CASCADE`.
     pub cascade: bool,
+    /// `TRUNCATE … RESTART IDENTITY`.
     pub restart_identity: bool,
 }
 
@@ -188,14 +211,17 @@ pub struct TruncateFlags {
 /// ones that are set, in the spec's key order.
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
+    /// What happened.
     pub op: Op,
     /// The table, for row changes and truncates.
     pub relation: Option<&'a Relation>,
     /// The change's own WAL position.
     pub lsn: Option<Lsn>,
+    /// The transaction's id (the top transaction's, when streamed).
     pub xid: Option<u32>,
     /// Start of the transaction's commit record.
     pub commit_lsn: Option<Lsn>,
+    /// The transaction's commit time.
     pub commit_ts: Option<PgTimestamp>,
     /// The replication origin the transaction came from (changes applied by
     /// another replication system); absent for local changes.
@@ -203,12 +229,21 @@ pub struct Event<'a> {
     /// End of the commit record: the position acknowledged once the
     /// transaction is written. Set on `Commit`; never printed.
     pub end_lsn: Option<Lsn>,
+    /// `read` events: the slot's consistent point, where the stream
+    /// takes over from the snapshot.
     pub snapshot_lsn: Option<Lsn>,
+    /// A change of a transaction still in progress (`Config::streaming`):
+    /// its `stream_commit` or `stream_abort` comes later.
     pub streamed: bool,
+    /// Streamed changes of a subtransaction: its xid.
     pub subxid: Option<u32>,
+    /// `message` events' payload.
     pub message: Option<Message<'a>>,
+    /// `truncate` events' options, when the plugin reports them.
     pub truncate: Option<TruncateFlags>,
+    /// The row before the change (see [`Op`] for when it is there).
     pub old: Option<Row<'a>>,
+    /// The row after the change.
     pub new: Option<Row<'a>>,
 }
 

@@ -7,14 +7,20 @@
 //! completed it (at-least-once delivery).
 //!
 //! ```no_run
-//! # async fn embed(mut handler: impl pgstream::Handler) -> pgstream::Result<()> {
-//! let conn = pgstream::ConnArgs::conninfo("host=localhost dbname=shop user=replicator");
-//! let mut config = pgstream::Config::new(&conn, "shop_slot")?;
-//! config.publications = vec!["shop_pub".into()];
-//! let (_stop, shutdown) = tokio::sync::watch::channel(false); // send(true) stops it
-//! pgstream::run(config, &mut handler, shutdown).await
-//! # }
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> pgstream::Result<()> {
+//!     let conn = pgstream::ConnArgs::conninfo("host=localhost dbname=shop");
+//!     let mut config = pgstream::Config::new(&conn, "shop_slot")?;
+//!     config.publications = vec!["shop_pub".into()];
+//!     let mut handler = pgstream::JsonLines::stdout().map_err(pgstream::Error::Output)?;
+//!     let (_stop, shutdown) = tokio::sync::watch::channel(false); // send(true) stops
+//!     pgstream::run(config, &mut handler, shutdown).await
+//! }
 //! ```
+//!
+//! That is the binary in five lines (with `tokio` and its `macros` and `rt`
+//! features as a dependency); put your own [`Handler`] in place of
+//! [`JsonLines`] to do something else with each change.
 //!
 //! # Map
 //!

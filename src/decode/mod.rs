@@ -83,10 +83,13 @@ pub(crate) trait Decoder: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {plugin} message '{tag}' at byte {offset}: {what}")]
 pub struct DecodeError {
+    /// `pgoutput` or `wal2json`.
     pub plugin: &'static str,
     /// The message type, as a printable character.
     pub tag: char,
+    /// Where in the message it stopped making sense.
     pub offset: usize,
+    /// What was wrong.
     pub what: &'static str,
 }
 

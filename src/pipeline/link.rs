@@ -41,6 +41,8 @@ pub(super) struct Link<'s> {
     pub(super) st: &'s mut RunState,
     pub(super) shutdown: &'s mut watch::Receiver<bool>,
     pub(super) report: &'s mut watch::Receiver<()>,
+    /// Whether `report` can still fire (its sender is alive).
+    reports: bool,
     pub(super) stop: Option<Stop>,
     /// With --max-changes: the streamed transaction that holds the last
     /// change, whose stream_commit/abort ends the run.
@@ -69,6 +71,7 @@ impl<'s> Link<'s> {
             st,
             shutdown,
             report,
+            reports: true,
             stop: None,
             stop_after_stream: None,
             stop_deadline: None,
@@ -82,19 +85,28 @@ impl<'s> Link<'s> {
         if self.stop.is_some() && self.stop_deadline.is_none() {
             self.stop_deadline = Some(Instant::now() + STOP_GRACE);
         }
-        let far = Instant::now() + Duration::from_secs(3600);
-        let status_at = self.st.ack.next_due(Instant::now());
-        Ok(tokio::select! {
-            biased;
-            _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
-            done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
-            _ = sleep_until(status_at) => Wake::Status,
-            _ = sleep_until(self.stop_deadline.unwrap_or(far)), if self.stop_deadline.is_some() => Wake::Deadline,
-            _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => Wake::Poll,
-            _ = self.report.changed() => Wake::Report,
-            _ = sleep_until(self.stats_at.unwrap_or(far)), if self.stats_at.is_some() => Wake::Stats,
-            _ = sleep_until(self.watchdog_at.unwrap_or(far)), if self.watchdog_at.is_some() => Wake::Watchdog,
-        })
+        loop {
+            let far = Instant::now() + Duration::from_secs(3600);
+            let status_at = self.st.ack.next_due(Instant::now());
+            return Ok(tokio::select! {
+                biased;
+                _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
+                done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
+                _ = sleep_until(status_at) => Wake::Status,
+                _ = sleep_until(self.stop_deadline.unwrap_or(far)), if self.stop_deadline.is_some() => Wake::Deadline,
+                _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => Wake::Poll,
+                changed = self.report.changed(), if self.reports => match changed {
+                    Ok(()) => Wake::Report,
+                    // Nobody can ask for reports any more.
+                    Err(_) => {
+                        self.reports = false;
+                        continue;
+                    }
+                },
+                _ = sleep_until(self.stats_at.unwrap_or(far)), if self.stats_at.is_some() => Wake::Stats,
+                _ = sleep_until(self.watchdog_at.unwrap_or(far)), if self.watchdog_at.is_some() => Wake::Watchdog,
+            });
+        }
     }
 
     /// Acts on a wake-up. `quiet`: the server has not been heard from for a

@@ -113,6 +113,19 @@ impl From<watch::Receiver<bool>> for Control {
 /// On a stop request, pgstream stops reading, flushes the handler, waits
 /// for its completions (about a second at most), acknowledges what
 /// completed and ends the replication connection.
+///
+/// The future is `Send` when the handler is, so it can run on a task of its
+/// own:
+///
+/// ```no_run
+/// # fn spawn(config: pgstream::Config) -> std::io::Result<()> {
+/// let mut handler = pgstream::JsonLines::file("changes.jsonl")?;
+/// let (stop, shutdown) = tokio::sync::watch::channel(false);
+/// let task = tokio::spawn(async move { pgstream::run(config, &mut handler, shutdown).await });
+/// // … later: stop.send(true), then task.await
+/// # drop((stop, task)); Ok(())
+/// # }
+/// ```
 pub async fn run<H: Handler>(
     config: Config,
     handler: &mut H,
