@@ -53,8 +53,10 @@ impl Completions {
         let Some((_, work)) = self.queue.front_mut() else {
             return std::future::pending().await;
         };
-        poll_fn(|cx| work.as_mut().poll(cx)).await?;
-        Ok(self.queue.pop_front().and_then(|(lsn, _)| lsn))
+        let result = poll_fn(|cx| work.as_mut().poll(cx)).await;
+        // Done with, either way: a finished future must not be polled again.
+        let lsn = self.queue.pop_front().and_then(|(lsn, _)| lsn);
+        result.map(|()| lsn)
     }
 }
 
@@ -111,5 +113,6 @@ mod tests {
         let _ = c.push(Some(1), Completion::when(async { Err("disk full".into()) }));
         let e = c.next().now_or_never().unwrap().unwrap_err();
         assert_eq!(e.to_string(), "disk full");
+        assert!(c.is_empty(), "a failed completion is not polled again");
     }
 }

@@ -217,8 +217,16 @@ impl Stream<'_> {
     /// Ends the session: a final status update acknowledging what the
     /// handler completed, then CopyDone. `result` is the loop's outcome.
     pub(super) async fn close(self, result: Result<()>) -> Result<()> {
-        let Stream { mut repl, link, .. } = self;
+        let Stream {
+            mut repl, mut link, ..
+        } = self;
         if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
+            // Completions that are complete but not yet polled count too.
+            while let Some(Ok(lsn)) = link.st.completions.next().now_or_never() {
+                if let Some(lsn) = lsn {
+                    link.completed(lsn);
+                }
+            }
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
             debug!("final status update: flushed {}", fmt_lsn(lsn));

@@ -7,6 +7,7 @@
 mod errors;
 mod faults;
 mod filters;
+mod handler;
 mod harness;
 mod jsontext;
 mod lifecycle;
