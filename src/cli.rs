@@ -397,31 +397,20 @@ mod tests {
 
     #[test]
     fn snapshot_needs_a_new_slot() {
-        let c = config(&["-S", "s", "--publication", "p", "--snapshot"]).unwrap();
+        let snapshot = |extra: &[&str]| {
+            let base = ["-S", "s", "--publication", "p", "--snapshot"];
+            config(&[&base[..], extra].concat())
+        };
+        let c = snapshot(&[]).unwrap();
         assert!(c.snapshot);
         assert_eq!(c.pool_size, 4);
-        let e = config(&[
-            "-S",
-            "s",
-            "--publication",
-            "p",
-            "--snapshot",
-            "--no-create-slot",
-        ])
-        .unwrap_err();
+        let e = snapshot(&["--no-create-slot"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--create-slot"), "{e}");
-        let e = config(&[
-            "-S",
-            "s",
-            "--publication",
-            "p",
-            "--snapshot",
-            "--start-lsn",
-            "0/1",
-        ])
-        .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            snapshot(&["--start-lsn", "0/1"]).unwrap_err().exit_code(),
+            2
+        );
     }
 
     #[test]
