@@ -90,11 +90,18 @@ impl<'s> Link<'s> {
             let status_at = self.st.ack.next_due(Instant::now());
             return Ok(tokio::select! {
                 biased;
+                // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
                 _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
+                // PRIORITY 2: a completion: more may be acknowledged, and
+                // reading may resume.
                 done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
+                // PRIORITY 3: a periodic status update (also keeps the server
+                // from timing us out while the handler is slow).
                 _ = sleep_until(status_at) => Wake::Status,
                 _ = sleep_until(self.stop_deadline.unwrap_or(far)), if self.stop_deadline.is_some() => Wake::Deadline,
+                // PRIORITY 4: ask the server where it is (--end-lsn).
                 _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => Wake::Poll,
+                // PRIORITY 5: progress reports and the systemd watchdog.
                 changed = self.report.changed(), if self.reports => match changed {
                     Ok(()) => Wake::Report,
                     // Nobody can ask for reports any more.

@@ -74,6 +74,7 @@ impl Stream<'_> {
             let quiet = self.last_heard.elapsed() >= self.link.st.ack.interval();
             tokio::select! {
                 biased;
+                // Everything but reading, in Link::wake's order.
                 wake = self.link.wake() => {
                     if !self.link.on_wake(wake?, &mut self.repl, quiet).await? {
                         return self.abandon(handler).await;
@@ -90,6 +91,7 @@ impl Stream<'_> {
                         )),
                     ));
                 }
+                // PRIORITY 6: server data, unless stopping or backed up.
                 message = self.repl.recv(), if self.reading() => {
                     if !self.on_message(message?, handler, catalog).await? {
                         return self.abandon(handler).await;
