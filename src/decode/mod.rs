@@ -93,6 +93,19 @@ pub struct DecodeError {
     pub what: &'static str,
 }
 
+/// A fixed pseudo-random sequence (xorshift) for the decoders' fuzz tests:
+/// the same inputs every run.
+#[cfg(test)]
+pub(crate) fn fuzz_numbers() -> impl FnMut() -> usize {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1002,13 +1002,7 @@ mod tests {
     #[test]
     fn fuzzed_messages_never_panic() {
         let samples = samples();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as usize
-        };
+        let mut next = crate::decode::fuzz_numbers();
         let mut d = decoder();
         for i in 0..100_000 {
             if i % 1000 == 0 {
