@@ -1284,6 +1284,23 @@ impl TestDb {
         self.sql_sync(&sql);
     }
 
+    /// The end LSN of each transaction that the pgoutput slot `slot`
+    /// (created with `pg_create_logical_replication_slot`) holds for
+    /// `publication`, in commit order; the slot is only peeked at. The end
+    /// is what a client acknowledges once it has a transaction.
+    pub fn commit_ends(&self, slot: &str, publication: &str) -> Vec<u64> {
+        // For a Commit message ('C' = 67) the row's lsn is the commit
+        // record's end (logical decoding's write_location).
+        let out = self.sql(&format!(
+            "SELECT lsn FROM pg_logical_slot_peek_binary_changes({}, NULL, NULL,
+               'proto_version', '1', 'publication_names', {})
+             WHERE get_byte(data, 0) = 67",
+            quote_literal(slot),
+            quote_literal(publication)
+        ));
+        out.lines().map(parse_lsn).collect()
+    }
+
     /// Whether the walsender holding `slot` has started streaming.
     pub fn walsender_streaming(&self, slot: &str) -> bool {
         self.sql(&format!(
@@ -1398,11 +1415,50 @@ pub fn pgstream_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pgstream"))
 }
 
-/// A `pgstream` command with `args`, a scrubbed environment (no `PG*`,
-/// `PGSTREAM_*`, `RUST_LOG`, systemd variables; `HOME` an empty directory),
-/// then `env` applied. For tests that need their own stdio set-up.
-pub fn command(args: &[String], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(pgstream_bin());
+/// Path of the crate's example `name`, which `cargo test` builds next to
+/// the binary under test (`<target>/debug/examples/<name>`). Panics when it
+/// is missing, or older than a source file that cargo's dep-info next to it
+/// lists: `cargo test --test it` alone neither builds nor rebuilds the
+/// examples, and a stale one would test old code.
+pub fn example_bin(name: &str) -> PathBuf {
+    let dir = pgstream_bin()
+        .parent()
+        .expect("the binary under test has a directory")
+        .join("examples");
+    let path = dir.join(name);
+    let how = "plain `cargo test` (what `make test` runs) builds the examples; \
+               with `cargo test --test it`, run `cargo build --examples` first";
+    let built = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "example {name:?} is not built: no {}; {how}",
+                path.display()
+            )
+        });
+    // `<name>.d`: "<binary>: <source> <source> …", spaces in paths escaped.
+    let dep_info = read_lossy(&dir.join(format!("{name}.d")));
+    let sources = dep_info
+        .split_once(": ")
+        .map(|(_, s)| s.replace("\\ ", "\0"))
+        .unwrap_or_default();
+    for source in sources.split_whitespace().map(|s| s.replace('\0', " ")) {
+        let changed = fs::metadata(&source).and_then(|m| m.modified());
+        if matches!(changed, Ok(t) if t > built) {
+            panic!(
+                "example {name:?} ({}) is older than {source}: it would test stale code; {how}",
+                path.display()
+            );
+        }
+    }
+    path
+}
+
+/// `program args` with a scrubbed environment (no `PG*`, `PGSTREAM_*`,
+/// `RUST_LOG`, systemd variables; `HOME` an empty directory), then `env`
+/// applied.
+fn scrubbed_command(program: &Path, args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args);
     scrub_env(&mut cmd);
     cmd.env("HOME", &reaper().home);
@@ -1410,6 +1466,18 @@ pub fn command(args: &[String], env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// A `pgstream` command with `args`, a scrubbed environment (no `PG*`,
+/// `PGSTREAM_*`, `RUST_LOG`, systemd variables; `HOME` an empty directory),
+/// then `env` applied. For tests that need their own stdio set-up.
+pub fn command(args: &[String], env: &[(&str, &str)]) -> Command {
+    scrubbed_command(&pgstream_bin(), args, env)
+}
+
+/// As [`command`], for the crate's example `name` ([`example_bin`]).
+pub fn example_command(name: &str, args: &[String], env: &[(&str, &str)]) -> Command {
+    scrubbed_command(&example_bin(name), args, env)
 }
 
 /// How a process ended.
@@ -1466,6 +1534,11 @@ impl Proc {
     /// Spawns `pgstream args` (see [`command`] for the environment), stdin null.
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Proc {
         Proc::from_command(command(args, env))
+    }
+
+    /// Spawns the crate's example `name` with `args` (see [`example_command`]).
+    pub fn spawn_example(name: &str, args: &[String]) -> Proc {
+        Proc::from_command(example_command(name, args, &[]))
     }
 
     /// Spawns any command with stdin null and stdout/stderr captured.
@@ -1743,6 +1816,29 @@ pub fn run_lines(args: &[String]) -> Vec<(String, serde_json::Value)> {
     assert!(!out.stdout_unterminated, "last line cut: {out:?}");
     let values = out.json();
     out.stdout_lines.into_iter().zip(values).collect()
+}
+
+/// Polls `f` every 20 ms until it returns `expected`; after `timeout`,
+/// panics naming `what` with the expected and the last value.
+pub fn wait_equal<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    expected: &T,
+    mut f: impl FnMut() -> T,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = f();
+        if &got == expected {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n--- expected:\n{expected:#?}\n--- last seen:\n{got:#?}"
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls `f` every 20 ms until it returns Some; panics naming `what` after

@@ -10,6 +10,7 @@ mod filters;
 mod handler;
 mod harness;
 mod jsontext;
+mod library;
 mod lifecycle;
 mod operations;
 mod origins;
