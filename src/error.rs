@@ -38,6 +38,7 @@ impl std::fmt::Display for ServerError {
 
 /// Everything that can stop pgstream.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Bad flags or configuration, or a server state only the operator can
     /// fix (exit 2). The message says what to do.

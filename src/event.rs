@@ -16,6 +16,7 @@ pub type PgTimestamp = i64;
 
 /// What happened; the `op` field of a JSON line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Op {
     /// A row inserted (`new`).
     Insert,
@@ -210,6 +211,7 @@ pub struct TruncateFlags {
 /// One event. Which fields are set depends on `op`; the writer prints the
 /// ones that are set, in the spec's key order.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Event<'a> {
     /// What happened.
     pub op: Op,

@@ -12,6 +12,7 @@ use std::io::Write as _;
 
 /// How a column's text form becomes JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValueKind {
     /// bool: `t`/`f` become `true`/`false`.
     Bool,
