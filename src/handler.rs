@@ -29,8 +29,9 @@ type Pending = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 /// not finished and sends it again after a restart: delivery is
 /// at-least-once.
 ///
-/// An `Err` from any method stops the stream at once without acknowledging
-/// anything more; [`run`](crate::run) returns it.
+/// An `Err` from any method (or completion) stops the stream at once: what
+/// completed before is acknowledged, the failing transaction is not (it
+/// comes again next run), and [`run`](crate::run) returns the error.
 ///
 /// While a call is pending, pgstream keeps answering the server (a slow
 /// handler does not get the connection timed out) but reads nothing more:
