@@ -58,8 +58,9 @@ start_all=$(date +%s)
 # Built once: every version runs the same test binary (and the same pgstream,
 # whose path is compiled in), even if the sources change meanwhile. Running
 # it is what `cargo test --test it -- ...` does, from the package root.
-log "building the test binary (cargo test --test it --no-run)"
-if ! $CARGO test --test it --no-run --message-format=json >"$logdir/build.json" 2>"$logdir/build.log"; then
+log "building the test binary (cargo test --test it --no-run) and the examples it runs"
+if ! $CARGO build --examples 2>"$logdir/build.log" ||
+    ! $CARGO test --test it --no-run --message-format=json >"$logdir/build.json" 2>>"$logdir/build.log"; then
     cat "$logdir/build.log" >&2
     log "the build failed"
     exit 1
