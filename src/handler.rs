@@ -23,11 +23,12 @@ type Pending = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 ///
 /// pgstream calls [`event`](Handler::event) for every event that the
 /// [`Config`](crate::Config) selects, then [`commit`](Handler::commit) for
-/// every transaction that ends (`commit` or `stream_commit`). A transaction
-/// is acknowledged to the server once its [`Completion`] has completed,
-/// never before, so the server keeps every transaction that a handler has
-/// not finished and sends it again after a restart: delivery is
-/// at-least-once.
+/// every unit of work that ends: a transaction (`commit` or
+/// `stream_commit`), a message outside any transaction, the initial
+/// snapshot. A transaction is acknowledged to the server once its
+/// [`Completion`] has completed, never before, so the server keeps every
+/// transaction that a handler has not finished and sends it again after a
+/// restart: delivery is at-least-once.
 ///
 /// An `Err` from any method (or completion) stops the stream at once: what
 /// completed before is acknowledged, the failing transaction is not (it
@@ -64,9 +65,17 @@ pub trait Handler: Send {
     fn event(&mut self, event: &Event<'_>)
         -> impl Future<Output = Result<(), HandlerError>> + Send;
 
-    /// The transaction whose last event came before `commit` (a `Commit`
-    /// or `StreamCommit` event, with `end_lsn` set) is complete. The
-    /// returned [`Completion`] says when its effects are durable.
+    /// The unit of work whose last event came before `commit` is complete;
+    /// the returned [`Completion`] says when its effects are durable.
+    /// `commit` is the unit's last event:
+    ///
+    /// - a transaction's `Commit` or `StreamCommit` event, with `end_lsn`
+    ///   (the position acknowledged once the completion completes);
+    /// - a `Message` event emitted outside any transaction (delivered to
+    ///   [`event`](Handler::event) just before);
+    /// - for the initial snapshot (`Config::snapshot`), a `Commit` event
+    ///   with `snapshot_lsn` and no `end_lsn`: streaming starts once it is
+    ///   complete.
     fn commit(
         &mut self,
         commit: &Event<'_>,
@@ -74,8 +83,10 @@ pub trait Handler: Send {
 
     /// pgstream is about to wait (the server has nothing ready, or a stop
     /// was asked for): hand on anything buffered. The completion covers
-    /// every event received so far; a handler that completes its work in
-    /// [`commit`](Handler::commit) needs nothing here.
+    /// every event received so far; a handler that does its work in
+    /// [`commit`](Handler::commit) needs nothing here, since every event
+    /// delivered belongs to a unit that `commit` completes (but for the
+    /// changes of a streamed transaction that ends in `stream_abort`).
     fn flush(&mut self) -> impl Future<Output = Result<Completion, HandlerError>> + Send {
         async { Ok(Completion::done()) }
     }

@@ -98,18 +98,23 @@ impl Link<'_> {
                 if let (true, Some(xid), Some(lsn)) = (ev.streamed, ev.xid, ev.lsn) {
                     self.st.ack.stream_opened(xid, lsn);
                 }
+                // A non-transactional message is a unit of its own.
+                let alone = ev.message.is_some_and(|m| !m.transactional);
                 if op.is_change() {
                     self.st.stats.changes += 1;
                     if self.config.max_changes == Some(self.st.stats.changes) {
                         if ev.streamed {
                             self.stop_after_stream = ev.xid;
-                        } else if ev.message.is_some_and(|m| !m.transactional) {
-                            // A non-transactional message is a unit of its own.
+                        } else if alone {
                             self.stop = Some(Stop::MaxChanges);
                         }
                     }
                 }
-                Action::Deliver
+                if alone {
+                    Action::Commit { deliver: true }
+                } else {
+                    Action::Deliver
+                }
             }
         }
     }

@@ -43,7 +43,7 @@ use crate::config::{Config, Plugin};
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
-use crate::handler::{into_error, Handler};
+use crate::handler::{into_error, Completion, Handler};
 use crate::pipeline::SESSION_SETTINGS;
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
@@ -340,8 +340,15 @@ async fn copy<H: Handler>(
     while let Some(joined) = workers.join_next().await {
         joined.map_err(|e| Error::Protocol(format!("snapshot copy task failed: {e}")))??;
     }
-    let completion = handler.flush().await.map_err(into_error)?;
-    if let Some(work) = completion.into_future() {
+    // The snapshot is a unit of its own: the handler completes it like a
+    // transaction, then hands on what it buffered.
+    let mut end = Event::new(Op::Commit);
+    end.snapshot_lsn = Some(point);
+    let completions = [
+        handler.commit(&end).await.map_err(into_error)?,
+        handler.flush().await.map_err(into_error)?,
+    ];
+    for work in completions.into_iter().filter_map(Completion::into_future) {
         work.await.map_err(into_error)?;
     }
     Ok(())

@@ -15,11 +15,13 @@ use crate::harness::{
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// What a handler saw: inserted ids, and commit end positions.
+/// What a handler saw: inserted (or snapshot) ids, commit end positions,
+/// and what each `commit` call completed.
 #[derive(Default)]
 struct Seen {
     ids: Vec<i64>,
     commits: Vec<u64>,
+    units: Vec<&'static str>,
 }
 
 /// Records inserts and commits; fails on `fail_on`; completes each
@@ -32,7 +34,7 @@ struct Recorder {
 
 impl Handler for Recorder {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
-        if event.op != Op::Insert {
+        if !matches!(event.op, Op::Insert | Op::Read) {
             return Ok(());
         }
         let id = event
@@ -47,8 +49,18 @@ impl Handler for Recorder {
     }
 
     async fn commit(&mut self, commit: &Event<'_>) -> Result<Completion, HandlerError> {
-        let end = commit.end_lsn.ok_or("commit without end_lsn")?;
-        self.seen.lock().unwrap().commits.push(end);
+        let mut seen = self.seen.lock().unwrap();
+        let unit = match (commit.op, commit.end_lsn, commit.snapshot_lsn) {
+            (Op::Commit, Some(end), None) => {
+                seen.commits.push(end);
+                "transaction"
+            }
+            (Op::Commit, None, Some(_)) => "snapshot",
+            (Op::Message, None, None) => "message",
+            _ => return Err(format!("commit called with {commit:?}").into()),
+        };
+        seen.units.push(unit);
+        drop(seen);
         let mut gate = self.gate.clone();
         Ok(Completion::when(async move {
             gate.wait_for(|open| *open).await?;
@@ -67,9 +79,20 @@ struct Running {
 
 impl Running {
     fn start(db: &TestDb, slot: &str, fail_on: Option<i64>, gate_open: bool) -> Running {
+        Self::start_with(db, slot, fail_on, gate_open, |_| {})
+    }
+
+    fn start_with(
+        db: &TestDb,
+        slot: &str,
+        fail_on: Option<i64>,
+        gate_open: bool,
+        configure: impl FnOnce(&mut Config),
+    ) -> Running {
         let mut config = Config::new(&ConnArgs::conninfo(db.conninfo()), slot).unwrap();
         config.publications = vec!["p".into()];
         config.status_interval = Duration::from_secs(1);
+        configure(&mut config);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (gate, gate_rx) = watch::channel(gate_open);
         let (stop, shutdown) = watch::channel(false);
@@ -99,6 +122,10 @@ impl Running {
 
     fn commits(&self) -> Vec<u64> {
         self.seen.lock().unwrap().commits.clone()
+    }
+
+    fn units(&self) -> Vec<&'static str> {
+        self.seen.lock().unwrap().units.clone()
     }
 
     /// Waits for the run to end by itself.
@@ -212,5 +239,35 @@ fn only_completed_transactions_are_acknowledged() {
     run.gate.send(true).unwrap();
     let ends = run.commits();
     db.wait_confirmed(slot, &format_lsn(ends[1]), WAIT);
+    run.stop().unwrap();
+}
+
+#[test]
+fn every_unit_of_work_ends_with_a_commit_call() {
+    let db = setup("handler_units");
+    let slot = "handler_units";
+    db.insert_each(1..=2);
+    // pgoutput has messages from 14 on.
+    let messages = server_major() >= 14 || !version_skip("messages before 14");
+    let run = Running::start_with(&db, slot, None, true, |c| {
+        c.snapshot = true;
+        c.include_messages = messages;
+    });
+    wait_until("the snapshot", WAIT, || {
+        (run.units() == ["snapshot"]).then_some(())
+    });
+    assert_eq!(run.ids(), [1, 2], "the snapshot's rows before its commit");
+    wait_streaming(&db, slot);
+    let mut want = vec!["snapshot"];
+    if messages {
+        db.sql_sync("SELECT pg_logical_emit_message(false, 'alone', 'x')");
+        want.push("message");
+    }
+    db.insert_each(3..=3);
+    want.push("transaction");
+    wait_until("a message and a transaction", WAIT, || {
+        (run.units().len() == want.len()).then_some(())
+    });
+    assert_eq!(run.units(), want);
     run.stop().unwrap();
 }
