@@ -20,6 +20,10 @@ use super::emit::Action;
 use super::link::Link;
 use super::{silence_limit, MAX_PENDING, WRITE_GRACE};
 
+/// Messages read back to back before the loop looks at its timers and
+/// signals again.
+const READ_BURST: u32 = 1024;
+
 /// The streaming loop of one session.
 pub(super) struct Stream<'s> {
     pub(super) repl: ReplicationConn,
@@ -43,18 +47,24 @@ impl Stream<'_> {
     ) -> Result<()> {
         let first_reply = self.link.st.end_lsn.is_some();
         self.link.send_status(&mut self.repl, first_reply).await?;
+        let mut burst = 0;
         loop {
             // While the server has more ready, keep decoding: the handler
-            // buffers, and is flushed once we are about to wait.
-            if self.reading() && self.link.dirty {
+            // buffers, and is flushed once we are about to wait. A long
+            // burst still lets the select below see signals and timers.
+            if self.reading() && self.link.dirty && burst < READ_BURST {
                 if let Some(message) = self.repl.recv().now_or_never() {
+                    burst += 1;
                     if !self.on_message(message?, handler, catalog).await? {
                         return self.abandon(handler).await;
                     }
                     continue;
                 }
+                burst = 0;
             }
-            if self.link.dirty {
+            let idle = burst < READ_BURST;
+            burst = 0;
+            if self.link.dirty && (idle || !self.reading()) {
                 let Some(completion) = self.link.guard(&mut self.repl, handler.flush()).await?
                 else {
                     return self.abandon(handler).await;
