@@ -10,6 +10,7 @@ use crate::filter::TableFilter;
 
 /// The output plugin of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Plugin {
     /// PostgreSQL's built-in plugin (publications, protocol versions 1–4).
     PgOutput,
@@ -38,6 +39,7 @@ impl Plugin {
 
 /// Where to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndLsn {
     /// At this WAL position.
     At(Lsn),

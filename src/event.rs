@@ -109,6 +109,7 @@ pub struct Column {
 
 /// One column value as the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Datum<'a> {
     /// SQL NULL.
     Null,
@@ -210,6 +211,20 @@ pub struct TruncateFlags {
 
 /// One event. Which fields are set depends on `op`; the writer prints the
 /// ones that are set, in the spec's key order.
+///
+/// ```
+/// use pgstream::{Event, Op};
+///
+/// fn describe(ev: &Event<'_>) -> String {
+///     match (ev.op, ev.relation) {
+///         (Op::Insert | Op::Update | Op::Delete, Some(rel)) => {
+///             format!("{} on {}.{}", ev.op.as_str(), rel.schema, rel.name)
+///         }
+///         (op, _) => op.as_str().to_string(),
+///     }
+/// }
+/// assert_eq!(describe(&Event::new(Op::Begin)), "begin");
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Event<'a> {
@@ -229,10 +244,12 @@ pub struct Event<'a> {
     /// another replication system); absent for local changes.
     pub origin: Option<&'a str>,
     /// End of the commit record: the position acknowledged once the
-    /// transaction is written. Set on `Commit`; never printed.
+    /// transaction is complete. Set on `Commit` and `StreamCommit` (not on
+    /// the snapshot's `Commit`); never printed.
     pub end_lsn: Option<Lsn>,
-    /// `read` events: the slot's consistent point, where the stream
-    /// takes over from the snapshot.
+    /// `read` events and the snapshot's `Commit` (see
+    /// [`Handler::commit`](crate::Handler::commit)): the slot's consistent
+    /// point, where the stream takes over from the snapshot.
     pub snapshot_lsn: Option<Lsn>,
     /// A change of a transaction still in progress (`Config::streaming`):
     /// its `stream_commit` or `stream_abort` comes later.

@@ -17,7 +17,7 @@ use crate::event::Event;
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed completion future.
-type Pending = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+pub(crate) type Work = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 
 /// Receives the stream's events, in order, and completes its transactions.
 ///
@@ -31,12 +31,18 @@ type Pending = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 /// restart: delivery is at-least-once.
 ///
 /// An `Err` from any method (or completion) stops the stream at once: what
-/// completed before is acknowledged, the failing transaction is not (it
-/// comes again next run), and [`run`](crate::run) returns the error.
+/// completed before is acknowledged, the failing transaction and anything
+/// after it are not (they come again next run), and [`run`](crate::run)
+/// returns [`Error::Handler`](crate::Error::Handler), which is never
+/// retried (an [`Error::Output`](crate::Error::Output) stays one: a closed
+/// output is a clean stop for [`JsonLines`](crate::JsonLines)).
 ///
 /// While a call is pending, pgstream keeps answering the server (a slow
 /// handler does not get the connection timed out) but reads nothing more:
-/// a handler slows the stream down by taking its time.
+/// a handler slows the stream down by taking its time. A stop that waits
+/// too long drops the call (and [`cancel`](Handler::cancel) follows), as
+/// a stop during the initial snapshot drops the snapshot: calls must be
+/// safe to abandon at an `.await`.
 ///
 /// ```
 /// use pgstream::{Completion, Event, Handler, HandlerError};
@@ -81,9 +87,11 @@ pub trait Handler: Send {
         commit: &Event<'_>,
     ) -> impl Future<Output = Result<Completion, HandlerError>> + Send;
 
-    /// pgstream is about to wait (the server has nothing ready, or a stop
-    /// was asked for): hand on anything buffered. The completion covers
-    /// every event received so far; a handler that does its work in
+    /// Hand on anything buffered: pgstream is about to wait (the server
+    /// has nothing ready, reading is held back, or a stop was asked for),
+    /// or the server's keepalive outside a transaction is to be
+    /// acknowledged, or the snapshot ended. The completion covers every
+    /// event received so far. A handler that does its work in
     /// [`commit`](Handler::commit) needs nothing here, since every event
     /// delivered belongs to a unit that `commit` completes (but for the
     /// changes of a streamed transaction that ends in `stream_abort`).
@@ -92,14 +100,18 @@ pub trait Handler: Send {
     }
 
     /// Resolves if the handler fails on its own while pgstream waits for
-    /// the server (say, its output was closed). Never, by default.
+    /// the server (say, its output was closed). Never, by default. A new
+    /// future is made for each wait and dropped when something else comes
+    /// first, so it must be cancel-safe.
     fn failed(&mut self) -> impl Future<Output = HandlerError> + Send {
         std::future::pending()
     }
 
-    /// A stop waited too long for completions: pgstream gives them a moment
-    /// more, then acknowledges only those that completed. Work not yet
-    /// started must now be dropped rather than done after that final
+    /// A stop waited too long (about 1.2 s) for the handler: pgstream has
+    /// dropped the call under way, if any, gives the pending completions
+    /// 0.2 s more, then acknowledges only those that completed. Work the
+    /// handler runs on its own (a queue, a thread) and has not started
+    /// must now be dropped rather than done after that final
     /// acknowledgement.
     fn cancel(&mut self) {}
 }
@@ -113,7 +125,7 @@ pub trait Handler: Send {
 /// an output thread writes), and pgstream polls one completion at a time, so
 /// their futures run in order.
 #[must_use]
-pub struct Completion(Option<Pending>);
+pub struct Completion(Option<Work>);
 
 impl Completion {
     /// Complete as soon as the completions returned before it are.
@@ -122,6 +134,20 @@ impl Completion {
     }
 
     /// Complete when `work` resolves `Ok`; an `Err` stops the stream.
+    ///
+    /// ```
+    /// use pgstream::{Completion, HandlerError};
+    ///
+    /// /// Completes a transaction once its lines are queued downstream.
+    /// fn send(tx: tokio::sync::mpsc::Sender<String>, batch: Vec<String>) -> Completion {
+    ///     Completion::when(async move {
+    ///         for line in batch {
+    ///             tx.send(line).await?;
+    ///         }
+    ///         Ok::<(), HandlerError>(())
+    ///     })
+    /// }
+    /// ```
     pub fn when<F>(work: F) -> Completion
     where
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -129,7 +155,7 @@ impl Completion {
         Completion(Some(Box::pin(work)))
     }
 
-    pub(crate) fn into_future(self) -> Option<Pending> {
+    pub(crate) fn into_future(self) -> Option<Work> {
         self.0
     }
 }
@@ -144,11 +170,13 @@ impl std::fmt::Debug for Completion {
     }
 }
 
-/// A handler's error as the library reports it: its own [`Error`] as is
-/// (a closed output stays a clean stop), anything else wrapped.
+/// A handler's error as the library reports it: [`Error::Handler`], never
+/// retried, but for [`Error::Output`], which keeps its meaning (a closed
+/// output is a clean stop).
 pub(crate) fn into_error(e: HandlerError) -> Error {
     match e.downcast::<Error>() {
-        Ok(e) => *e,
+        Ok(e) if matches!(*e, Error::Output(_)) => *e,
+        Ok(e) => Error::Handler(e),
         Err(e) => Error::Handler(e),
     }
 }

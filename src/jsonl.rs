@@ -25,6 +25,14 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Writes each event as one JSON line (docs/output.md). A transaction is
 /// complete once its lines are written and flushed (and, for a file,
 /// fsynced).
+///
+/// ```no_run
+/// # async fn f(config: pgstream::Config) -> pgstream::Result<()> {
+/// let mut out = pgstream::JsonLines::file("changes.jsonl").map_err(pgstream::Error::Output)?;
+/// let (_stop, shutdown) = tokio::sync::watch::channel(false);
+/// pgstream::run(config, &mut out, shutdown).await
+/// # }
+/// ```
 pub struct JsonLines {
     writer: Writer,
     /// Lines not yet handed to the writer.
@@ -120,6 +128,16 @@ impl JsonLines {
                 _ => Ok(()),
             }
         })
+    }
+}
+
+impl std::fmt::Debug for JsonLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLines")
+            .field("buffered", &self.out.len())
+            .field("handed", &self.handed)
+            .field("promised", &self.promised)
+            .finish_non_exhaustive()
     }
 }
 

@@ -2,13 +2,10 @@
 //! with the position that becomes acknowledgeable once it completes.
 
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::future::poll_fn;
 
 use crate::event::Lsn;
-use crate::handler::{Completion, HandlerError};
-
-type Work = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+use crate::handler::{Completion, HandlerError, Work};
 
 /// Pending completions. Only the oldest is polled, so they complete (and
 /// their futures run) in order.
@@ -48,7 +45,7 @@ impl Completions {
 
     /// Resolves when the oldest completes, with its position; never while
     /// none is pending. Cancel-safe: the oldest stays queued until it
-    /// completes.
+    /// completes. After an error the queue is empty.
     pub(super) async fn next(&mut self) -> Result<Option<Lsn>, HandlerError> {
         let Some((_, work)) = self.queue.front_mut() else {
             return std::future::pending().await;
@@ -56,6 +53,11 @@ impl Completions {
         let result = poll_fn(|cx| work.as_mut().poll(cx)).await;
         // Done with, either way: a finished future must not be polled again.
         let lsn = self.queue.pop_front().and_then(|(lsn, _)| lsn);
+        if result.is_err() {
+            // Nothing after a failed completion may complete (and be
+            // acknowledged past it), nor start.
+            self.queue.clear();
+        }
         result.map(|()| lsn)
     }
 }
@@ -111,8 +113,12 @@ mod tests {
     fn errors_come_through() {
         let mut c = Completions::default();
         let _ = c.push(Some(1), Completion::when(async { Err("disk full".into()) }));
+        let _ = c.push(Some(2), Completion::when(async { Ok(()) }));
         let e = c.next().now_or_never().unwrap().unwrap_err();
         assert_eq!(e.to_string(), "disk full");
-        assert!(c.is_empty(), "a failed completion is not polled again");
+        assert!(
+            c.is_empty(),
+            "nothing after a failure is polled, nor acknowledged"
+        );
     }
 }

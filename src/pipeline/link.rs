@@ -14,11 +14,19 @@ use tokio::time::{sleep_until, Instant};
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::{fmt_lsn, Lsn};
-use crate::handler::{into_error, Completion, HandlerError};
+use crate::handler::{into_error, Completion, Handler, HandlerError};
 use crate::replication::conn::ReplicationConn;
 use crate::replication::protocol::{pg_now, standby_status_update};
 
 use super::{stop_requested, RunState, Stop, STOP_GRACE};
+
+/// Whether the session goes on, or a stop gave up waiting for the handler
+/// (its grace ran out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Go,
+    GiveUp,
+}
 
 /// What woke the session up.
 pub(super) enum Wake {
@@ -118,13 +126,13 @@ impl<'s> Link<'s> {
 
     /// Acts on a wake-up. `quiet`: the server has not been heard from for a
     /// status interval (a status update then asks for a reply, proving the
-    /// connection alive). Returns false on [`Wake::Deadline`].
+    /// connection alive).
     pub(super) async fn on_wake(
         &mut self,
         wake: Wake,
         repl: &mut ReplicationConn,
         quiet: bool,
-    ) -> Result<bool> {
+    ) -> Result<Flow> {
         match wake {
             Wake::Stop => {
                 info!("stopping");
@@ -150,9 +158,9 @@ impl<'s> Link<'s> {
                 self.st.notifier.notify("WATCHDOG=1");
                 self.watchdog_at = self.st.notifier.watchdog.map(|d| Instant::now() + d);
             }
-            Wake::Deadline => return Ok(false),
+            Wake::Deadline => return Ok(Flow::GiveUp),
         }
-        Ok(true)
+        Ok(Flow::Go)
     }
 
     /// Awaits a handler call while keeping up everything else. `None`: a
@@ -169,12 +177,28 @@ impl<'s> Link<'s> {
                 r = &mut call => return r.map(Some).map_err(into_error),
                 wake = self.wake() => {
                     // Not reading meanwhile: the server's silence means nothing.
-                    if !self.on_wake(wake?, repl, false).await? {
+                    if self.on_wake(wake?, repl, false).await? == Flow::GiveUp {
                         return Ok(None);
                     }
                 }
             }
         }
+    }
+
+    /// Has the handler hand on what it buffered, and queues the completion
+    /// of everything so far, which allows `lsn` (if any).
+    pub(super) async fn flush<H: Handler>(
+        &mut self,
+        repl: &mut ReplicationConn,
+        handler: &mut H,
+        lsn: Option<Lsn>,
+    ) -> Result<Flow> {
+        let Some(completion) = self.guard(repl, handler.flush()).await? else {
+            return Ok(Flow::GiveUp);
+        };
+        self.push(lsn, completion);
+        self.dirty = false;
+        Ok(Flow::Go)
     }
 
     /// Queues the completion of everything up to `lsn`.

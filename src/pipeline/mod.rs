@@ -82,6 +82,14 @@ struct RunState {
 /// How the caller steers a run: `shutdown` turning true asks for a clean
 /// stop (what SIGINT and SIGTERM do to the binary); each change of
 /// `report` asks for a progress line in the log (SIGUSR1).
+///
+/// ```
+/// let (stop, shutdown) = tokio::sync::watch::channel(false);
+/// let (report, reports) = tokio::sync::watch::channel(());
+/// let control = pgstream::Control { shutdown, report: reports };
+/// // Later: report.send(()) logs a progress line, stop.send(true) stops.
+/// # drop((stop, report, control));
+/// ```
 #[derive(Debug)]
 pub struct Control {
     /// `true` asks for a clean stop.

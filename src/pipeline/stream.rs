@@ -17,7 +17,7 @@ use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
-use super::link::Link;
+use super::link::{Flow, Link};
 use super::{silence_limit, MAX_PENDING, WRITE_GRACE};
 
 /// Messages read back to back before the loop looks at its timers and
@@ -36,9 +36,6 @@ pub(super) struct Stream<'s> {
     pub(super) wal_sender_timeout: Duration,
 }
 
-/// Whether the loop goes on, or a stop gave up waiting for the handler.
-type Going = bool;
-
 impl Stream<'_> {
     pub(super) async fn run<H: Handler>(
         &mut self,
@@ -55,7 +52,7 @@ impl Stream<'_> {
             if self.reading() && self.link.dirty && burst < READ_BURST {
                 if let Some(message) = self.repl.recv().now_or_never() {
                     burst += 1;
-                    if !self.on_message(message?, handler, catalog).await? {
+                    if self.on_message(message?, handler, catalog).await? == Flow::GiveUp {
                         return self.abandon(handler).await;
                     }
                     continue;
@@ -65,12 +62,9 @@ impl Stream<'_> {
             let idle = burst < READ_BURST;
             burst = 0;
             if self.link.dirty && (idle || !self.reading()) {
-                let Some(completion) = self.link.guard(&mut self.repl, handler.flush()).await?
-                else {
+                if self.link.flush(&mut self.repl, handler, None).await? == Flow::GiveUp {
                     return self.abandon(handler).await;
-                };
-                self.link.push(None, completion);
-                self.link.dirty = false;
+                }
                 continue;
             }
             if self.link.stop.is_some() && self.link.st.completions.is_empty() {
@@ -86,7 +80,7 @@ impl Stream<'_> {
                 biased;
                 // Everything but reading, in Link::wake's order.
                 wake = self.link.wake() => {
-                    if !self.link.on_wake(wake?, &mut self.repl, quiet).await? {
+                    if self.link.on_wake(wake?, &mut self.repl, quiet).await? == Flow::GiveUp {
                         return self.abandon(handler).await;
                     }
                 }
@@ -103,7 +97,7 @@ impl Stream<'_> {
                 }
                 // PRIORITY 6: server data, unless stopping or backed up.
                 message = self.repl.recv(), if self.reading() => {
-                    if !self.on_message(message?, handler, catalog).await? {
+                    if self.on_message(message?, handler, catalog).await? == Flow::GiveUp {
                         return self.abandon(handler).await;
                     }
                 }
@@ -139,7 +133,7 @@ impl Stream<'_> {
         message: CopyEvent,
         handler: &mut H,
         catalog: &mut Catalog,
-    ) -> Result<Going> {
+    ) -> Result<Flow> {
         self.last_heard = Instant::now();
         let bytes = match message {
             CopyEvent::Data(bytes) => bytes,
@@ -157,12 +151,10 @@ impl Stream<'_> {
                 if !st.ack.in_txn() {
                     // Everything before it is complete once the handler has
                     // completed what it holds.
-                    let Some(completion) = self.link.guard(&mut self.repl, handler.flush()).await?
-                    else {
-                        return Ok(false);
-                    };
-                    self.link.push(Some(wal_end), completion);
-                    self.link.dirty = false;
+                    let flow = self.link.flush(&mut self.repl, handler, Some(wal_end));
+                    if flow.await? == Flow::GiveUp {
+                        return Ok(Flow::GiveUp);
+                    }
                     self.check_end(wal_end);
                 }
                 if reply {
@@ -189,8 +181,9 @@ impl Stream<'_> {
                     match decoded {
                         Decoded::Done => {
                             for ev in events.iter() {
-                                if !deliver(&mut self.link, &mut self.repl, handler, ev).await? {
-                                    return Ok(false);
+                                let flow = deliver(&mut self.link, &mut self.repl, handler, ev);
+                                if flow.await? == Flow::GiveUp {
+                                    return Ok(Flow::GiveUp);
                                 }
                             }
                             break;
@@ -206,7 +199,7 @@ impl Stream<'_> {
                 }
             }
         }
-        Ok(true)
+        Ok(Flow::Go)
     }
 
     /// With --end-lsn, after a keepalive outside any transaction: stop once
@@ -229,16 +222,8 @@ impl Stream<'_> {
     /// Ends the session: a final status update acknowledging what the
     /// handler completed, then CopyDone. `result` is the loop's outcome.
     pub(super) async fn close(self, result: Result<()>) -> Result<()> {
-        let Stream {
-            mut repl, mut link, ..
-        } = self;
+        let Stream { mut repl, link, .. } = self;
         if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
-            // Completions that are complete but not yet polled count too.
-            while let Some(Ok(lsn)) = link.st.completions.next().now_or_never() {
-                if let Some(lsn) = lsn {
-                    link.completed(lsn);
-                }
-            }
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
             debug!("final status update: flushed {}", fmt_lsn(lsn));
@@ -260,20 +245,20 @@ async fn deliver<H: Handler>(
     repl: &mut ReplicationConn,
     handler: &mut H,
     ev: &Event<'_>,
-) -> Result<Going> {
+) -> Result<Flow> {
     let action = link.admit(ev);
     if matches!(action, Action::Deliver | Action::Commit { deliver: true }) {
         link.dirty = true;
         if link.guard(repl, handler.event(ev)).await?.is_none() {
-            return Ok(false);
+            return Ok(Flow::GiveUp);
         }
     }
     if let Action::Commit { .. } = action {
         link.dirty = true;
         let Some(completion) = link.guard(repl, handler.commit(ev)).await? else {
-            return Ok(false);
+            return Ok(Flow::GiveUp);
         };
         link.push(ev.end_lsn, completion);
     }
-    Ok(true)
+    Ok(Flow::Go)
 }
