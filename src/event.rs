@@ -209,7 +209,7 @@ pub struct TruncateFlags {
     pub restart_identity: bool,
 }
 
-/// One event. Which fields are set depends on `op`; the writer prints the
+/// One event. Which fields are set depends on `op`; the JSON writer prints the
 /// ones that are set, in the spec's key order.
 ///
 /// ```

@@ -54,7 +54,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// up on them.
 const STOP_GRACE: Duration = Duration::from_millis(1200);
 /// After that, how long completions already under way may take.
-const WRITE_GRACE: Duration = Duration::from_millis(200);
+const CANCEL_GRACE: Duration = Duration::from_millis(200);
 /// How long to wait for a slot that the previous run's walsender may still
 /// hold (it notices a dead client within moments).
 const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);

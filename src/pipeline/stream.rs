@@ -18,7 +18,7 @@ use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
 use super::link::{Flow, Link};
-use super::{silence_limit, MAX_PENDING, WRITE_GRACE};
+use super::{silence_limit, CANCEL_GRACE, MAX_PENDING};
 
 /// Messages read back to back before the loop looks at its timers and
 /// signals again.
@@ -116,7 +116,7 @@ impl Stream<'_> {
     async fn abandon<H: Handler>(&mut self, handler: &mut H) -> Result<()> {
         warn!("the handler did not finish in time; acknowledging what it completed");
         handler.cancel();
-        let deadline = Instant::now() + WRITE_GRACE;
+        let deadline = Instant::now() + CANCEL_GRACE;
         while !self.link.st.completions.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match timeout(left, self.link.st.completions.next()).await {

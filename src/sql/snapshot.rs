@@ -48,7 +48,7 @@ use crate::pipeline::SESSION_SETTINGS;
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
 
-/// Output is handed to the writer in chunks of about this size.
+/// Copy tasks hand their rows over in chunks of about this size.
 const CHUNK_BYTES: usize = 256 * 1024;
 /// How often a progress line is logged while the copy runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
