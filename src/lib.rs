@@ -62,3 +62,8 @@ pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
 pub use handler::{Completion, Handler, HandlerError};
 pub use jsonl::JsonLines;
 pub use pipeline::{run, Control};
+
+/// docs/library.md's example compiles (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+struct LibraryDoc;
