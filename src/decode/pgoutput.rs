@@ -62,6 +62,17 @@ impl PgOutput {
         Self::default()
     }
 
+    /// The transaction fields of a change (or a transactional message)
+    /// whose stream-block xid prefix was `xid`.
+    fn set_change_tx<'d>(&'d self, ev: &mut Event<'d>, xid: Option<u32>) {
+        set_tx(
+            ev,
+            self.tx,
+            self.stream_xid.zip(xid),
+            self.origin.as_deref(),
+        );
+    }
+
     /// Reads the xid that prefixes messages inside a stream block.
     fn stream_prefix(&self, r: &mut Reader<'_>) -> Result<Option<u32>, DecodeError> {
         self.stream_xid.map(|_| r.u32()).transpose()
@@ -199,12 +210,7 @@ impl PgOutput {
         let mut ev = Event::new(op);
         ev.relation = Some(rel);
         ev.lsn = Some(lsn);
-        set_tx(
-            &mut ev,
-            self.tx,
-            self.stream_xid.zip(xid),
-            self.origin.as_deref(),
-        );
+        self.set_change_tx(&mut ev, xid);
         let data = r.buf;
         ev.old = old_key_only.map(|key_only| Row {
             relation: rel,
@@ -249,12 +255,7 @@ impl PgOutput {
             ev.relation = self.relations.get(&ids.u32()?);
             ev.lsn = Some(lsn);
             ev.truncate = Some(flags);
-            set_tx(
-                &mut ev,
-                self.tx,
-                self.stream_xid.zip(xid),
-                self.origin.as_deref(),
-            );
+            self.set_change_tx(&mut ev, xid);
             out.push(ev);
         }
         Ok(())
@@ -332,12 +333,7 @@ impl Decoder for PgOutput {
                     transactional,
                 });
                 if transactional {
-                    set_tx(
-                        &mut ev,
-                        self.tx,
-                        self.stream_xid.zip(xid),
-                        self.origin.as_deref(),
-                    );
+                    self.set_change_tx(&mut ev, xid);
                 }
                 out.push(ev);
             }

@@ -175,17 +175,7 @@ pub fn matrix_mode() -> bool {
 /// returns false, and the test goes on (and fails if it cannot).
 /// `make test-matrix` counts these lines in its summary.
 pub fn matrix_skip(what: &str) -> bool {
-    if !matrix_mode() {
-        return false;
-    }
-    let test = thread::current().name().unwrap_or("?").to_string();
-    // Straight to stderr: libtest captures eprintln! per test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "pgstream-it: SKIPPED {test}: {what} ({})",
-        host().version
-    );
-    true
+    matrix_mode() && version_skip(what)
 }
 
 /// The major version of the server binaries under test (10, …, 18), from
@@ -204,6 +194,7 @@ pub fn server_major() -> u32 {
 /// skipped. `make test-matrix` counts these lines in its summary.
 pub fn version_skip(what: &str) -> bool {
     let test = thread::current().name().unwrap_or("?").to_string();
+    // Straight to stderr: libtest captures eprintln! per test.
     let _ = writeln!(
         std::io::stderr(),
         "pgstream-it: SKIPPED {test}: {what} ({})",
@@ -1268,6 +1259,19 @@ impl TestDb {
 
     pub fn current_wal_lsn(&self) -> String {
         self.sql("SELECT pg_current_wal_lsn()")
+    }
+
+    /// Waits until everything written so far is flushed (the test cluster
+    /// commits asynchronously, and a walsender sends flushed WAL only), so
+    /// that `--end-lsn now` covers it.
+    pub fn wait_flushed(&self) {
+        let insert = self.sql("SELECT pg_current_wal_insert_lsn()");
+        wait_until("WAL to be flushed", TIMEOUT, || {
+            (self.sql(&format!(
+                "SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn"
+            )) == "t")
+                .then_some(())
+        });
     }
 
     /// Runs `sql` with a synchronous commit, so that it is flushed (and thus

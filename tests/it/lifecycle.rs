@@ -19,7 +19,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    command, json_lines, parse_lsn, run, wait_until, Cluster, Output, Proc, TestDb, TIMEOUT,
+    command, json_lines, parse_lsn, run, vec_of, wait_until, Cluster, Output, Proc, TestDb, TIMEOUT,
 };
 
 // ---------------------------------------------------------------------------
@@ -1052,29 +1052,29 @@ fn reusing_a_slot_is_logged_at_debug_level() {
 #[test]
 fn unix_socket_and_tcp_both_stream() {
     let db = setup("");
-    for (name, conn) in [("unix", db.conn_args()), ("tcp", db.tcp_conn_args())] {
+    let transports = [("unix", db.conn_args()), ("tcp", db.tcp_conn_args())];
+    let run_over = |name: &str, conn: &[String]| {
         let slot = format!("lc_transport_{name}");
-        let mut a = conn.clone();
-        a.extend(
-            ["--slot", &slot, "--publication", "pub", "--end-lsn", "now"]
-                .iter()
-                .map(|s| s.to_string()),
-        );
+        let mut a = conn.to_vec();
+        a.extend(vec_of(&[
+            "--slot",
+            &slot,
+            "--publication",
+            "pub",
+            "--end-lsn",
+            "now",
+        ]));
         let out = run(&a, &[], TIMEOUT);
         assert_eq!(out.code, Some(0), "{name}: {out:#?}");
         assert!(db.slot_exists(&slot), "{name}: slot not created");
+        out
+    };
+    for (name, conn) in &transports {
+        run_over(name, conn);
     }
     db.sql_sync("INSERT INTO t VALUES (1, 'one')");
-    for (name, conn) in [("unix", db.conn_args()), ("tcp", db.tcp_conn_args())] {
-        let slot = format!("lc_transport_{name}");
-        let mut a = conn.clone();
-        a.extend(
-            ["--slot", &slot, "--publication", "pub", "--end-lsn", "now"]
-                .iter()
-                .map(|s| s.to_string()),
-        );
-        let out = run(&a, &[], TIMEOUT);
-        assert_eq!(out.code, Some(0), "{name}: {out:#?}");
+    for (name, conn) in &transports {
+        let out = run_over(name, conn);
         assert_eq!(insert_ids(&out.stdout_lines), [1], "{name}");
         assert_eq!(out.json()[0]["new"]["v"], "one", "{name}");
     }

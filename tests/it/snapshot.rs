@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::{
-    command, json_lines, parse_lsn, quote_literal, run, vec_of, wait_until, Cluster, Proc, TestDb,
-    TIMEOUT,
+    command, json_lines, parse_lsn, quote_literal, run, vec_of, wait_until, Cluster, Output, Proc,
+    TestDb, TIMEOUT,
 };
 
 /// pgstream args: connection, slot, plugin, and `extra`.
@@ -22,6 +22,21 @@ fn args(db: &TestDb, slot: &str, plugin: &str, extra: &[&str]) -> Vec<String> {
     a.extend(vec_of(&["--slot", slot, "-P", plugin]));
     a.extend(vec_of(extra));
     a
+}
+
+/// A pgoutput run with `--snapshot --end-lsn now` on `publications`, which
+/// must exit 0.
+fn snapshot_now(db: &TestDb, slot: &str, publications: &str) -> Output {
+    let flags = [
+        "--publication",
+        publications,
+        "--snapshot",
+        "--end-lsn",
+        "now",
+    ];
+    let out = run(&args(db, slot, "pgoutput", &flags), &[], TIMEOUT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
 }
 
 /// The marker slot of an unfinished snapshot of `slot`.
@@ -35,18 +50,6 @@ fn slot_type(db: &TestDb, slot: &str) -> Option<String> {
         quote_literal(slot)
     ));
     (!t.is_empty()).then_some(t)
-}
-
-/// Waits until everything written so far is flushed (the test cluster
-/// commits asynchronously; a walsender sends flushed WAL only).
-fn wait_flushed(db: &TestDb) {
-    let insert = db.sql("SELECT pg_current_wal_insert_lsn()");
-    wait_until("WAL to be flushed", TIMEOUT, || {
-        (db.sql(&format!(
-            "SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn"
-        )) == "t")
-            .then_some(())
-    });
 }
 
 /// A JSON value with object keys sorted, as a string: equal rows compare
@@ -386,17 +389,7 @@ fn read_events_match_streamed_inserts() {
             (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', NULL, NULL, NULL, NULL, NULL, NULL);";
     db.sql(rows);
     let slot = format!("{}_s", db.name);
-    let out = run(
-        &args(
-            &db,
-            &slot,
-            "pgoutput",
-            &["--publication", "p", "--snapshot", "--end-lsn", "now"],
-        ),
-        &[],
-        TIMEOUT,
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = snapshot_now(&db, &slot, "p");
     let reads = out.stdout_lines.clone();
     let read_events = out.json();
     assert_eq!(reads.len(), 9, "{reads:#?}");
@@ -405,7 +398,7 @@ fn read_events_match_streamed_inserts() {
     db.sql(&format!(
         "TRUNCATE k_default, k_full, k_index, k_nothing, k_none, parted, vals; {rows}"
     ));
-    wait_flushed(&db);
+    db.wait_flushed();
     let out = run(
         &args(
             &db,
@@ -496,17 +489,7 @@ fn publication_column_lists_and_row_filters() {
          CREATE PUBLICATION p2 FOR TABLE cl (id, a) WHERE (a = 1), other;",
     );
     let slot = format!("{}_s", db.name);
-    let out = run(
-        &args(
-            &db,
-            &slot,
-            "pgoutput",
-            &["--publication", "p1,p2", "--snapshot", "--end-lsn", "now"],
-        ),
-        &[],
-        TIMEOUT,
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = snapshot_now(&db, &slot, "p1,p2");
     let got: Vec<String> = out
         .json()
         .iter()
@@ -635,7 +618,7 @@ fn filters_apply_to_snapshot_and_stream() {
             "INSERT INTO public.orders VALUES ({id}); INSERT INTO public.orders_tmp VALUES ({id});
              INSERT INTO public.users VALUES ({id}); INSERT INTO shop.orders VALUES ({id}); INSERT INTO shop.lines VALUES ({id});"
         ));
-        wait_flushed(&db);
+        db.wait_flushed();
         let stream = run(
             &args(
                 &db,

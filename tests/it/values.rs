@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    format_lsn, parse_lsn, run, run_lines, server_major, wait_until, Cluster, TestDb, TIMEOUT,
+    format_lsn, parse_lsn, run, run_lines, server_major, Cluster, TestDb, TIMEOUT,
 };
 use crate::jsontext::{entries, minify};
 
@@ -89,13 +89,7 @@ impl Stream {
     /// Checks the run and every line (JSON object, key order, LSN and
     /// timestamp forms).
     fn drain(&self, extra: &[&str]) -> Vec<Line> {
-        let insert = self.sql("SELECT pg_current_wal_insert_lsn()");
-        wait_until("WAL to be flushed", TIMEOUT, || {
-            (self.sql(&format!(
-                "SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn"
-            )) == "t")
-                .then_some(())
-        });
+        self.db.wait_flushed();
         self.run_now(extra)
     }
 

@@ -286,19 +286,6 @@ fn run_now(
     lines
 }
 
-/// Waits until the WAL written so far is flushed (the test cluster runs with
-/// `synchronous_commit = off`, and a walsender sends flushed WAL only), so
-/// that `--end-lsn now` covers the whole workload.
-fn wait_flushed(db: &TestDb) {
-    let insert = db.sql("SELECT pg_current_wal_insert_lsn()");
-    wait_until("WAL to be flushed", TIMEOUT, || {
-        (db.sql(&format!(
-            "SELECT pg_current_wal_flush_lsn() >= '{insert}'::pg_lsn"
-        )) == "t")
-            .then_some(())
-    });
-}
-
 /// Every column's declared type in the database's own tables.
 fn column_types(db: &TestDb) -> Types {
     let json = db.sql(
@@ -973,7 +960,7 @@ fn same_workload_same_events_from_pgoutput_and_wal2json() {
 
     let conninfo = db.conninfo().replace('\'', "''");
     db.sql(&WORKLOAD.replace("{conninfo}", &conninfo));
-    wait_flushed(&db);
+    db.wait_flushed();
     let pg = run_now(&db, &pg_slot, "pgoutput", Some("p"), &flags);
     let wj = run_now(&db, &wj_slot, "wal2json", Some("p"), &flags);
     let types = column_types(&db);
@@ -1119,7 +1106,7 @@ fn wal2json_publication_restricts_tables() {
          TRUNCATE other;
          TRUNCATE other, pubt;",
     );
-    wait_flushed(&db);
+    db.wait_flushed();
     let table = |l: &Line| {
         (
             l.s("schema").unwrap().to_string(),
