@@ -132,6 +132,11 @@ pub struct Cli {
     /// still abort: see stream_abort). pgoutput, PostgreSQL 14+
     #[arg(long, help_heading = "Stream")]
     pub streaming: bool,
+    /// Decode prepared transactions at PREPARE TRANSACTION: changes with
+    /// "gid", then prepare, later commit_prepared or rollback_prepared.
+    /// Creates the slot with two-phase decoding. pgoutput, PostgreSQL 15+
+    #[arg(long, help_heading = "Stream")]
+    pub two_phase: bool,
     /// Which changes to stream by origin: 'any', or 'none' to skip changes
     /// that other replication applied here (bidirectional setups).
     /// pgoutput, PostgreSQL 16+ [default: any]
@@ -247,6 +252,7 @@ impl Cli {
         config.include_schema = self.include_schema;
         config.include_messages = self.include_messages;
         config.streaming = self.streaming;
+        config.two_phase = self.two_phase;
         config.origin.clone_from(&self.origin);
         config.proto_version = self.proto_version;
         config.status_interval = Duration::from_secs(self.status_interval);

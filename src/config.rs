@@ -7,6 +7,7 @@ use crate::conninfo::{ConnArgs, ConnParams};
 use crate::error::{Error, Result};
 use crate::event::Lsn;
 use crate::filter::TableFilter;
+use crate::replication::commands::NewSlot;
 
 /// The output plugin of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,10 @@ pub struct Config {
     pub include_messages: bool,
     /// Ask for in-progress transactions to be streamed (pgoutput, 14+).
     pub streaming: bool,
+    /// Decode prepared transactions at PREPARE (`--two-phase`; pgoutput,
+    /// 15+): their changes come with `gid`, then `prepare`, and later
+    /// `commit_prepared` or `rollback_prepared`.
+    pub two_phase: bool,
     /// pgoutput's `origin` option (`any` or `none`, 16+).
     pub origin: Option<String>,
     /// pgoutput's protocol version (default: the highest the server has).
@@ -154,6 +159,7 @@ impl Config {
             include_schema: false,
             include_messages: false,
             streaming: false,
+            two_phase: false,
             origin: None,
             proto_version: None,
             status_interval: Duration::from_secs(10),
@@ -191,6 +197,9 @@ impl Config {
                 return Err(no_publication());
             }
         }
+        if self.two_phase && self.plugin == Some(Plugin::Wal2Json) {
+            return Err(two_phase_needs_pgoutput());
+        }
         if self.temporary_slot && !self.create_slot {
             return Err(Error::usage("--temporary-slot needs --create-slot"));
         }
@@ -206,6 +215,20 @@ impl Config {
         }
         Ok(())
     }
+
+    /// How this run creates its slot; `export` for the snapshot.
+    pub(crate) fn new_slot(&self, export: bool) -> NewSlot {
+        NewSlot {
+            temporary: self.temporary_slot,
+            export,
+            two_phase: self.two_phase,
+        }
+    }
+}
+
+/// The error for `--two-phase` on a wal2json slot.
+pub(crate) fn two_phase_needs_pgoutput() -> Error {
+    Error::usage("--two-phase needs a pgoutput slot: wal2json has no two-phase decoding")
 }
 
 /// The error for pgoutput without `--publication`.

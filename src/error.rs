@@ -80,6 +80,17 @@ pub enum Error {
     /// [`Error::is_broken_pipe`]).
     #[error("cannot write output: {0}")]
     Output(io::Error),
+    /// The slot pgstream streams from is gone or invalidated: changes may
+    /// be missing, and no retry can bring them back (exit 3).
+    #[error(
+        "replication slot \"{slot}\" {reason}: changes since it was last read may be missing; resynchronise from a new slot with --snapshot (or --backfill)"
+    )]
+    SlotLost {
+        /// The slot's name.
+        slot: String,
+        /// What became of it: `no longer exists`, `has been invalidated (…)`.
+        reason: String,
+    },
     /// The [`Handler`](crate::Handler) failed (exit 1).
     #[error("handler failed: {0}")]
     Handler(crate::handler::HandlerError),
@@ -103,6 +114,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            Error::SlotLost { .. } => 3,
             Error::Server { source, .. } if is_config_sqlstate(&source.code) => 2,
             Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             _ => 1,

@@ -43,6 +43,19 @@ pub enum Op {
     /// A table's description, sent again after a schema change
     /// (`--include-schema`).
     Relation,
+    /// A two-phase transaction was prepared (`Config::two_phase`): its
+    /// changes, which came before with its `gid`, are durable on the
+    /// server but not committed; `commit_prepared` or `rollback_prepared`
+    /// follows, perhaps much later. `end_lsn` is acknowledged once it is
+    /// complete.
+    Prepare,
+    /// A prepared transaction committed (`gid`, `commit_lsn`, `commit_ts`).
+    CommitPrepared,
+    /// A prepared transaction rolled back: undo the changes of its `gid`.
+    RollbackPrepared,
+    /// A streamed transaction was prepared (`Config::streaming` with
+    /// `Config::two_phase`).
+    StreamPrepare,
 }
 
 impl Op {
@@ -60,6 +73,10 @@ impl Op {
             Op::StreamCommit => "stream_commit",
             Op::StreamAbort => "stream_abort",
             Op::Relation => "relation",
+            Op::Prepare => "prepare",
+            Op::CommitPrepared => "commit_prepared",
+            Op::RollbackPrepared => "rollback_prepared",
+            Op::StreamPrepare => "stream_prepare",
         }
     }
 
@@ -68,7 +85,15 @@ impl Op {
     pub fn is_change(self) -> bool {
         !matches!(
             self,
-            Op::Begin | Op::Commit | Op::StreamCommit | Op::StreamAbort | Op::Relation
+            Op::Begin
+                | Op::Commit
+                | Op::StreamCommit
+                | Op::StreamAbort
+                | Op::Relation
+                | Op::Prepare
+                | Op::CommitPrepared
+                | Op::RollbackPrepared
+                | Op::StreamPrepare
         )
     }
 }
@@ -240,12 +265,18 @@ pub struct Event<'a> {
     pub commit_lsn: Option<Lsn>,
     /// The transaction's commit time.
     pub commit_ts: Option<PgTimestamp>,
+    /// A two-phase transaction's global id (`PREPARE TRANSACTION 'gid'`),
+    /// on its changes and on the two-phase events.
+    pub gid: Option<&'a [u8]>,
+    /// When a two-phase transaction was prepared (`prepare`,
+    /// `stream_prepare`).
+    pub prepare_ts: Option<PgTimestamp>,
     /// The replication origin the transaction came from (changes applied by
     /// another replication system); absent for local changes.
     pub origin: Option<&'a str>,
     /// End of the commit record: the position acknowledged once the
-    /// transaction is complete. Set on `Commit` and `StreamCommit` (not on
-    /// the snapshot's `Commit`); never printed.
+    /// transaction is complete. Set on `Commit`, `StreamCommit` and the
+    /// two-phase events (not on the snapshot's `Commit`); never printed.
     pub end_lsn: Option<Lsn>,
     /// `read` events and the snapshot's `Commit` (see
     /// [`Handler::commit`](crate::Handler::commit)): the slot's consistent
@@ -276,6 +307,8 @@ impl<'a> Event<'a> {
             xid: None,
             commit_lsn: None,
             commit_ts: None,
+            gid: None,
+            prepare_ts: None,
             origin: None,
             end_lsn: None,
             snapshot_lsn: None,

@@ -77,6 +77,10 @@ pub trait Handler: Send {
     ///
     /// - a transaction's `Commit` or `StreamCommit` event, with `end_lsn`
     ///   (the position acknowledged once the completion completes);
+    /// - with [`Config::two_phase`](crate::Config::two_phase), a
+    ///   `Prepare` or `StreamPrepare` event, and later a `CommitPrepared`
+    ///   or `RollbackPrepared` event, each with `end_lsn`: once a prepare
+    ///   is acknowledged its changes are never sent again;
     /// - a `Message` event emitted outside any transaction (delivered to
     ///   [`event`](Handler::event) just before);
     /// - for the initial snapshot (`Config::snapshot`), a `Commit` event

@@ -61,7 +61,7 @@ pub use error::{Error, Result, ServerError};
 pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
 pub use handler::{Completion, Handler, HandlerError};
 pub use jsonl::JsonLines;
-pub use pipeline::{run, Control};
+pub use pipeline::{run, Control, SLOT_LOG};
 
 /// docs/library.md's example compiles (`cargo test --doc`).
 #[cfg(doctest)]

@@ -115,10 +115,13 @@ fn init_logger(cli: &Cli) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    // A slot's creation shows unless -q: where its stream begins matters.
+    let slot_level = if level == "warn" { "info" } else { level };
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     env_logger::Builder::new()
         .parse_filters(&format!(
-            "pgstream={level},{}",
+            "pgstream={level},{}={slot_level},{}",
+            pgstream::SLOT_LOG,
             if cli.verbose > 2 { "trace" } else { "warn" }
         ))
         .parse_env("RUST_LOG")

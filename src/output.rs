@@ -29,11 +29,19 @@ pub(crate) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
     if let Some(subxid) = ev.subxid {
         let _ = write!(out, ",\"subxid\":{subxid}");
     }
+    if let Some(gid) = ev.gid {
+        out.extend_from_slice(b",\"gid\":");
+        write_json_str(out, gid);
+    }
     if let Some(lsn) = ev.commit_lsn {
         write_lsn_field(out, "commit_lsn", lsn);
     }
     if let Some(ts) = ev.commit_ts {
         out.extend_from_slice(b",\"commit_ts\":");
+        write_timestamp_micros(out, ts);
+    }
+    if let Some(ts) = ev.prepare_ts {
+        out.extend_from_slice(b",\"prepare_ts\":");
         write_timestamp_micros(out, ts);
     }
     if let Some(origin) = ev.origin {

@@ -8,7 +8,8 @@
 //! do.
 //!
 //! Origin and Type messages are parsed and dropped (types come from the
-//! catalog). Two-phase messages (proto ≥ 3) are parsed but emit nothing yet.
+//! catalog). Two-phase messages (proto ≥ 3): the changes between Begin
+//! Prepare and Prepare carry the transaction's `gid` and no commit fields.
 //! Inside a Stream Start … Stop block, changes carry their (sub)transaction
 //! xid and are emitted `streamed`, without commit fields.
 //!
@@ -33,6 +34,8 @@ struct Tx {
     /// Unknown inside a two-phase Begin Prepare … Prepare block.
     commit_lsn: Option<Lsn>,
     commit_ts: Option<PgTimestamp>,
+    /// Inside a Begin Prepare … Prepare block: its changes carry `gid`.
+    prepared: bool,
 }
 
 /// The pgoutput decoder. Use one per replication session: the server sends
@@ -47,6 +50,8 @@ pub(crate) struct PgOutput {
     stream_xid: Option<u32>,
     /// The current transaction's replication origin (Origin message).
     origin: Option<String>,
+    /// The gid of the transaction being prepared (reused buffer).
+    gid: Vec<u8>,
     /// The relation whose primary key we last asked for, so the retry of
     /// the same `FULL` Relation message uses the answer instead of asking
     /// again.
@@ -71,6 +76,9 @@ impl PgOutput {
             self.stream_xid.zip(xid),
             self.origin.as_deref(),
         );
+        if self.stream_xid.is_none() && self.tx.is_some_and(|t| t.prepared) {
+            ev.gid = Some(&self.gid);
+        }
     }
 
     /// Reads the xid that prefixes messages inside a stream block.
@@ -286,6 +294,7 @@ impl Decoder for PgOutput {
                     xid,
                     commit_lsn: Some(commit_lsn),
                     commit_ts: Some(commit_ts),
+                    prepared: false,
                 };
                 self.tx = Some(tx);
                 self.origin = None;
@@ -363,26 +372,65 @@ impl Decoder for PgOutput {
                 ev.subxid = (subxid != xid).then_some(subxid);
                 out.push(ev);
             }
-            // Two-phase commit (proto ≥ 3): parsed, no events yet. Changes
-            // between Begin Prepare and Prepare carry the xid only.
+            // Two-phase commit (proto ≥ 3).
             b'b' => {
                 r.skip(24)?; // prepare LSN, end LSN, prepare timestamp
                 let xid = r.u32()?;
-                r.cstr()?; // gid
-                self.tx = Some(Tx {
+                self.gid.clear();
+                self.gid.extend_from_slice(r.cstr()?);
+                let tx = Tx {
                     xid,
                     commit_lsn: None,
                     commit_ts: None,
-                });
+                    prepared: true,
+                };
+                self.tx = Some(tx);
+                self.origin = None;
+                let mut ev = Event::new(Op::Begin);
+                set_tx(&mut ev, Some(tx), None, None);
+                ev.gid = Some(&self.gid);
+                out.push(ev);
             }
-            // Prepare, Stream Prepare, Commit Prepared: flags, two LSNs, a
-            // timestamp, xid, gid. Rollback Prepared has one more timestamp.
-            b'P' | b'p' | b'K' | b'r' => {
-                r.skip(if tag == b'r' { 1 + 32 + 4 } else { 1 + 24 + 4 })?;
-                r.cstr()?;
+            // Prepare and Stream Prepare: flags, the prepare's LSN and end,
+            // its timestamp, xid, gid.
+            b'P' | b'p' => {
+                r.u8()?; // flags, unused
+                let op = if tag == b'P' {
+                    Op::Prepare
+                } else {
+                    Op::StreamPrepare
+                };
+                let mut ev = Event::new(op);
+                ev.lsn = Some(r.u64()?);
+                ev.end_lsn = Some(r.u64()?);
+                ev.prepare_ts = Some(r.i64()?);
+                ev.xid = Some(r.u32()?);
+                ev.gid = Some(r.cstr()?);
+                ev.origin = self.origin.as_deref().filter(|_| tag == b'P');
                 if tag == b'P' {
                     self.tx = None;
                 }
+                out.push(ev);
+            }
+            b'K' => {
+                r.u8()?; // flags, unused
+                let mut ev = Event::new(Op::CommitPrepared);
+                ev.commit_lsn = Some(r.u64()?);
+                ev.end_lsn = Some(r.u64()?);
+                ev.commit_ts = Some(r.i64()?);
+                ev.xid = Some(r.u32()?);
+                ev.gid = Some(r.cstr()?);
+                out.push(ev);
+            }
+            b'r' => {
+                r.u8()?; // flags, unused
+                r.skip(8)?; // the prepare's end
+                let mut ev = Event::new(Op::RollbackPrepared);
+                ev.end_lsn = Some(r.u64()?);
+                r.skip(16)?; // prepare and rollback timestamps
+                ev.xid = Some(r.u32()?);
+                ev.gid = Some(r.cstr()?);
+                out.push(ev);
             }
             _ => return Err(r.err_at(0, "unknown message type")),
         }

@@ -73,8 +73,23 @@ impl Link<'_> {
                     deliver: self.config.include_tx,
                 }
             }
-            Op::StreamCommit => {
+            // A prepared transaction is a unit of its own: the server never
+            // sends its changes again once its prepare is acknowledged.
+            Op::Prepare => {
+                self.st.ack.end();
+                self.finished(ev.end_lsn, None);
+                Action::Commit { deliver: true }
+            }
+            Op::CommitPrepared | Op::RollbackPrepared => {
                 if past_end(ev.commit_lsn) {
+                    self.stop = Some(Stop::EndLsn);
+                    return Action::Skip;
+                }
+                self.finished(ev.end_lsn, None);
+                Action::Commit { deliver: true }
+            }
+            Op::StreamCommit | Op::StreamPrepare => {
+                if past_end(ev.commit_lsn.or(ev.lsn)) {
                     self.stop = Some(Stop::EndLsn);
                     return Action::Skip;
                 }

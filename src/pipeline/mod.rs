@@ -59,6 +59,10 @@ const CANCEL_GRACE: Duration = Duration::from_millis(200);
 /// hold (it notices a dead client within moments).
 const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);
 
+/// The log target of a slot's creation, shown at the binary's default
+/// level: where a new slot's stream begins is worth knowing.
+pub const SLOT_LOG: &str = "pgstream::slot";
+
 /// Why a session ends without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use log::{debug, info};
 use tokio::time::{sleep, Instant};
 
-use crate::config::{no_publication, Config, EndLsn, Plugin};
+use tokio_postgres::error::SqlState;
+
+use crate::config::{no_publication, two_phase_needs_pgoutput, Config, EndLsn, Plugin};
 use crate::decode::pgoutput::PgOutput;
 use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
@@ -17,7 +19,7 @@ use crate::replication::conn::ReplicationConn;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
 use crate::sql::snapshot;
 
-use super::{status_interval, RunState, SLOT_RELEASE_WAIT};
+use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
 /// Checks the server, finds or creates the slot and starts streaming.
 pub(super) async fn start_stream<H: Handler>(
@@ -41,7 +43,7 @@ pub(super) async fn start_stream<H: Handler>(
     // lost connection: that clears up by itself, so it is retried.
     let reconnect = st.started;
     let slot = wait_for_slot(config, &catalog, reconnect).await?;
-    let plugin = check_slot(config, slot.as_ref())?;
+    let plugin = check_slot(config, slot.as_ref(), reconnect)?;
     snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
     if plugin == Plugin::PgOutput && config.publications.is_empty() {
         return Err(no_publication());
@@ -69,13 +71,6 @@ pub(super) async fn start_stream<H: Handler>(
         st.end_lsn = Some(now);
         debug!("--end-lsn now is {}", fmt_lsn(now));
     }
-    if slot.is_none() && reconnect && config.temporary_slot {
-        // Recreating it would silently skip what happened in between.
-        return Err(Error::Runtime(format!(
-            "the temporary slot \"{}\" was dropped with the lost connection; changes since then are not in any slot — run again to start over",
-            config.slot
-        )));
-    }
     let confirmed = match &slot {
         Some(s) => {
             debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
@@ -92,7 +87,8 @@ pub(super) async fn start_stream<H: Handler>(
                 .simple_query(&commands::create_slot(
                     &config.slot,
                     plugin.name(),
-                    config.temporary_slot,
+                    config.new_slot(false),
+                    repl.server_version,
                 ))
                 .await?;
             let point = rows
@@ -100,7 +96,8 @@ pub(super) async fn start_stream<H: Handler>(
                 .and_then(|r| r.get(1).cloned().flatten())
                 .and_then(|s| parse_lsn(&s));
             info!(
-                "created slot {} at {}",
+                target: SLOT_LOG,
+                "created slot {} at {}: its stream begins there",
                 config.slot,
                 point.map(fmt_lsn).unwrap_or_default()
             );
@@ -112,9 +109,12 @@ pub(super) async fn start_stream<H: Handler>(
     st.ack
         .restart(confirmed.max(start), status_interval(config, Some(wst)));
 
-    repl.start_copy_both(&commands::start_replication(&config.slot, start, &options))
+    if let Err(e) = repl
+        .start_copy_both(&commands::start_replication(&config.slot, start, &options))
         .await
-        .map_err(|e| explain_slot_error(config, e, reconnect))?;
+    {
+        return Err(explain_start_error(config, &catalog, e, reconnect).await);
+    }
     info!("streaming from slot {} ({})", config.slot, plugin.name());
     Ok((repl, catalog, decoder, Duration::from_millis(wst)))
 }
@@ -139,6 +139,17 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
     ];
     if config.include_messages {
         options.push(("messages", "true".into()));
+    }
+    if config.two_phase {
+        if server_version < 150000 {
+            return Err(Error::usage("--two-phase needs PostgreSQL 15 or later"));
+        }
+        if proto < 3 {
+            return Err(Error::usage(
+                "--two-phase needs pgoutput protocol 3 or later; drop --proto-version or raise it",
+            ));
+        }
+        options.push(("two_phase", "on".into()));
     }
     if config.streaming {
         if proto < 2 {
@@ -269,8 +280,13 @@ fn slot_in_use(config: &Config, pid: &str, reconnect: bool) -> Error {
 }
 
 /// The slot's plugin, after checking that the slot can be used as asked.
-fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
+/// A slot this run already streamed from is never created again: gone, it
+/// took changes with it.
+fn check_slot(config: &Config, slot: Option<&SlotInfo>, reconnect: bool) -> Result<Plugin> {
     let Some(slot) = slot else {
+        if reconnect {
+            return Err(slot_lost(config, "no longer exists".into()));
+        }
         if !config.create_slot {
             return Err(Error::usage(format!(
                 "replication slot \"{}\" does not exist; run without --no-create-slot to create it",
@@ -280,7 +296,7 @@ fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
         return Ok(config.plugin.unwrap_or(Plugin::PgOutput));
     };
     let name = &config.slot;
-    if !slot.logical {
+    if !slot.logical() {
         return Err(Error::usage(format!(
             "replication slot \"{name}\" is a physical slot; use a logical slot"
         )));
@@ -292,9 +308,12 @@ fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
             config.conn.dbname
         )));
     }
-    if slot.wal_status.as_deref() == Some("lost") {
+    if let Some(why) = slot.invalidation() {
+        return Err(slot_lost(config, format!("has been invalidated ({why})")));
+    }
+    if slot.two_phase == Some(true) && !config.two_phase {
         return Err(Error::usage(format!(
-            "replication slot \"{name}\" has been invalidated (wal_status = lost); drop it with --drop-slot and create it again"
+            "replication slot \"{name}\" has two-phase decoding enabled; run with --two-phase, or pgstream would emit prepared transactions that may still roll back"
         )));
     }
     let server_plugin = slot.plugin.as_deref().unwrap_or("");
@@ -303,6 +322,9 @@ fn check_slot(config: &Config, slot: Option<&SlotInfo>) -> Result<Plugin> {
             "replication slot \"{name}\" uses plugin {server_plugin}, which pgstream cannot decode; use a pgoutput or wal2json slot"
         ))
     })?;
+    if config.two_phase && plugin == Plugin::Wal2Json {
+        return Err(two_phase_needs_pgoutput());
+    }
     if let Some(wanted) = config.plugin {
         if wanted != plugin {
             return Err(Error::usage(format!(
@@ -343,12 +365,39 @@ fn explain_connect(e: Error) -> Error {
     }
 }
 
-fn explain_slot_error(config: &Config, e: Error, reconnect: bool) -> Error {
-    match &e {
-        Error::Server { source, .. } if source.code == "55006" => {
-            let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
-            slot_in_use(config, &pid, reconnect)
-        }
-        _ => e,
+fn slot_lost(config: &Config, reason: String) -> Error {
+    Error::SlotLost {
+        slot: config.slot.clone(),
+        reason,
     }
+}
+
+/// START_REPLICATION failed: the slot may be held, dropped since it was
+/// looked up, or invalidated in between.
+async fn explain_start_error(
+    config: &Config,
+    catalog: &CatalogConn,
+    e: Error,
+    reconnect: bool,
+) -> Error {
+    let Error::Server { source, .. } = &e else {
+        return e;
+    };
+    let code = SqlState::from_code(&source.code);
+    if code == SqlState::OBJECT_IN_USE {
+        let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
+        return slot_in_use(config, &pid, reconnect);
+    }
+    if code == SqlState::UNDEFINED_OBJECT || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
+        match catalog.slot(&config.slot).await {
+            Ok(None) => return slot_lost(config, "no longer exists".into()),
+            Ok(Some(slot)) => {
+                if let Some(why) = slot.invalidation() {
+                    return slot_lost(config, format!("has been invalidated ({why})"));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    e
 }

@@ -13,37 +13,35 @@ pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// `CREATE_REPLICATION_SLOT`, in the pre-15 syntax that every supported
-/// server still accepts. No snapshot is exported: nothing uses it.
-pub(crate) fn create_slot(slot: &str, plugin: &str, temporary: bool) -> String {
-    format!(
-        "CREATE_REPLICATION_SLOT {}{} LOGICAL {} NOEXPORT_SNAPSHOT",
-        quote_ident(slot),
-        if temporary { " TEMPORARY" } else { "" },
-        quote_ident(plugin)
-    )
+/// How a slot is created.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NewSlot {
+    /// Dropped when the connection ends.
+    pub temporary: bool,
+    /// Export a snapshot (`--snapshot`): the result's `snapshot_name` can be
+    /// imported by other sessions until this connection's next command.
+    pub export: bool,
+    /// Decode prepared transactions at PREPARE (PostgreSQL 15+).
+    pub two_phase: bool,
 }
 
-/// `CREATE_REPLICATION_SLOT` exporting a snapshot (`--snapshot`): the
-/// result's `snapshot_name` can then be imported by other sessions until
-/// this connection's next command. `(SNAPSHOT 'export')` from PostgreSQL 15
-/// on, `EXPORT_SNAPSHOT` before.
-pub(crate) fn create_slot_exporting(
-    slot: &str,
-    plugin: &str,
-    temporary: bool,
-    server_version: u32,
-) -> String {
+/// `CREATE_REPLICATION_SLOT`: the option list from PostgreSQL 15 on, the
+/// older keywords (which cannot say `TWO_PHASE`) before.
+pub(crate) fn create_slot(slot: &str, plugin: &str, new: NewSlot, server_version: u32) -> String {
+    let options = if server_version >= 150000 {
+        let snapshot = if new.export { "export" } else { "nothing" };
+        let two_phase = if new.two_phase { ", TWO_PHASE" } else { "" };
+        format!("(SNAPSHOT '{snapshot}'{two_phase})")
+    } else if new.export {
+        "EXPORT_SNAPSHOT".into()
+    } else {
+        "NOEXPORT_SNAPSHOT".into()
+    };
     format!(
-        "CREATE_REPLICATION_SLOT {}{} LOGICAL {} {}",
+        "CREATE_REPLICATION_SLOT {}{} LOGICAL {} {options}",
         quote_ident(slot),
-        if temporary { " TEMPORARY" } else { "" },
+        if new.temporary { " TEMPORARY" } else { "" },
         quote_ident(plugin),
-        if server_version >= 150000 {
-            "(SNAPSHOT 'export')"
-        } else {
-            "EXPORT_SNAPSHOT"
-        }
     )
 }
 
@@ -108,17 +106,35 @@ mod tests {
 
     #[test]
     fn create_and_drop() {
+        let temporary = NewSlot {
+            temporary: true,
+            ..NewSlot::default()
+        };
         assert_eq!(
-            create_slot("s", "pgoutput", true),
+            create_slot("s", "pgoutput", temporary, 140000),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL \"pgoutput\" NOEXPORT_SNAPSHOT"
         );
-        assert_eq!(drop_slot("s"), "DROP_REPLICATION_SLOT \"s\"");
         assert_eq!(
-            create_slot_exporting("s", "pgoutput", false, 150000),
-            "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'export')"
+            create_slot("s", "pgoutput", NewSlot::default(), 150000),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'nothing')"
         );
+        assert_eq!(drop_slot("s"), "DROP_REPLICATION_SLOT \"s\"");
+        let export = NewSlot {
+            export: true,
+            two_phase: true,
+            ..NewSlot::default()
+        };
         assert_eq!(
-            create_slot_exporting("s", "wal2json", true, 140011),
+            create_slot("s", "pgoutput", export, 150000),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'export', TWO_PHASE)"
+        );
+        let export = NewSlot {
+            temporary: true,
+            export: true,
+            two_phase: false,
+        };
+        assert_eq!(
+            create_slot("s", "wal2json", export, 140011),
             "CREATE_REPLICATION_SLOT \"s\" TEMPORARY LOGICAL \"wal2json\" EXPORT_SNAPSHOT"
         );
     }

@@ -15,16 +15,44 @@ use crate::error::{Error, Result, ServerError};
 use crate::event::{parse_lsn, Lsn};
 use crate::tls::{self, Connector, Failed, MakeTls, Stage, Transport};
 
-/// A replication slot as `pg_replication_slots` shows it.
-#[derive(Debug, Clone)]
+/// A replication slot as `pg_replication_slots` shows it. Read as the
+/// row's JSON, so columns a server version lacks are simply absent.
+#[derive(Debug, Clone, serde::Deserialize)]
 pub(crate) struct SlotInfo {
     pub plugin: Option<String>,
     pub database: Option<String>,
-    pub logical: bool,
+    pub slot_type: String,
     pub active_pid: Option<i32>,
+    #[serde(rename = "confirmed_flush_lsn")]
     pub confirmed_flush: Option<String>,
     /// `lost` once the server has invalidated the slot (13+).
     pub wal_status: Option<String>,
+    /// A slot on a standby invalidated by a recovery conflict (16+).
+    #[serde(default)]
+    pub conflicting: Option<bool>,
+    /// Why the slot was invalidated (17+).
+    #[serde(default)]
+    pub invalidation_reason: Option<String>,
+    /// Decodes prepared transactions at PREPARE (14+).
+    #[serde(default)]
+    pub two_phase: Option<bool>,
+}
+
+impl SlotInfo {
+    pub(crate) fn logical(&self) -> bool {
+        self.slot_type == "logical"
+    }
+
+    /// Why the server will no longer stream this slot, if it will not.
+    pub(crate) fn invalidation(&self) -> Option<String> {
+        if let Some(reason) = &self.invalidation_reason {
+            return Some(format!("invalidation_reason = {reason}"));
+        }
+        if self.conflicting == Some(true) {
+            return Some("conflicting with recovery".into());
+        }
+        (self.wal_status.as_deref() == Some("lost")).then(|| "wal_status = lost".into())
+    }
 }
 
 /// An ordinary SQL connection for catalog work.
@@ -194,28 +222,19 @@ impl CatalogConn {
 
     /// The slot, if it exists.
     pub(crate) async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
-        let wal_status = if self.server_version >= 130000 {
-            "wal_status::text"
-        } else {
-            "NULL::text"
-        };
-        let sql = format!(
-            "SELECT plugin::text, database::text, slot_type = 'logical', active_pid, \
-             confirmed_flush_lsn::text, {wal_status} FROM pg_replication_slots WHERE slot_name = $1"
-        );
         let row = self
             .client
-            .query_opt(&sql, &[&name])
+            .query_opt(
+                "SELECT to_json(s)::text FROM pg_replication_slots s WHERE slot_name = $1",
+                &[&name],
+            )
             .await
             .map_err(|e| pg_error(e, "looking up the slot".into()))?;
-        Ok(row.map(|r| SlotInfo {
-            plugin: r.get(0),
-            database: r.get(1),
-            logical: r.get(2),
-            active_pid: r.get(3),
-            confirmed_flush: r.get(4),
-            wal_status: r.get(5),
-        }))
+        row.map(|r| {
+            serde_json::from_str(r.get(0))
+                .map_err(|e| Error::Protocol(format!("pg_replication_slots row: {e}")))
+        })
+        .transpose()
     }
 
     /// Answers a decoder's request into `catalog`.

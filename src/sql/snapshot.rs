@@ -101,7 +101,7 @@ pub(crate) async fn check(
     reconnect: bool,
 ) -> Result<()> {
     let marker = marker_name(&config.slot);
-    let marked = catalog.slot(&marker).await?.is_some_and(|m| !m.logical);
+    let marked = catalog.slot(&marker).await?.is_some_and(|m| !m.logical());
     if marked && slot_exists {
         return Err(Error::usage(format!(
             "the initial snapshot of replication slot \"{}\" was interrupted (or is still being taken by \
@@ -169,10 +169,10 @@ pub(crate) async fn take<H: Handler>(
         marker: marker.as_deref(),
         done: false,
     };
-    let sql = commands::create_slot_exporting(
+    let sql = commands::create_slot(
         &config.slot,
         plugin.name(),
-        config.temporary_slot,
+        config.new_slot(true),
         repl.server_version,
     );
     let rows = match repl.simple_query(&sql).await {
@@ -194,7 +194,8 @@ pub(crate) async fn take<H: Handler>(
         )));
     };
     info!(
-        "created slot {} at {} with snapshot {name}",
+        target: crate::pipeline::SLOT_LOG,
+        "created slot {} at {} with snapshot {name}: its stream begins there",
         config.slot,
         fmt_lsn(point)
     );

@@ -681,57 +681,6 @@ fn wal_level_replica_is_a_configuration_error() {
     );
 }
 
-/// A slot the server has invalidated (`wal_status = lost`) can never stream
-/// again: exit 2 with a message that says to drop and recreate it.
-#[test]
-fn invalidated_slot_is_a_configuration_error() {
-    if crate::harness::server_major() < 13 {
-        // No max_slot_wal_keep_size before 13: a slot keeps its WAL for ever
-        // and is never invalidated (pg_replication_slots has no wal_status).
-        crate::harness::version_skip("slots are never invalidated before PostgreSQL 13");
-        return;
-    }
-    // PostgreSQL 15 wants min/max_wal_size of at least two 16MB segments.
-    let c = Cluster::start(&[
-        "max_slot_wal_keep_size = '1MB'",
-        "min_wal_size = '32MB'",
-        "max_wal_size = '32MB'",
-    ]);
-    let db = c.new_db("");
-    db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p FOR ALL TABLES;");
-    create_slot(&db, "err_lost", "pgoutput");
-    let mut n = 0;
-    wait_until(
-        "slot err_lost to be invalidated",
-        Duration::from_secs(120),
-        || {
-            n += 1;
-            db.sql(&format!(
-                "INSERT INTO t VALUES ({n}); SELECT pg_switch_wal(); CHECKPOINT;"
-            ));
-            let status =
-                db.sql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'err_lost'");
-            (status == "lost").then_some(())
-        },
-    );
-    let before = db.sql(
-        "SELECT coalesce(confirmed_flush_lsn::text, '-') FROM pg_replication_slots WHERE slot_name = 'err_lost'",
-    );
-    expect_failure(
-        Case::new(
-            "invalidated slot",
-            db.stream_args("err_lost", "p"),
-            2,
-            "drop",
-        ),
-        &db,
-    );
-    let after = db.sql(
-        "SELECT coalesce(confirmed_flush_lsn::text, '-') FROM pg_replication_slots WHERE slot_name = 'err_lost'",
-    );
-    assert_eq!(before, after, "the invalidated slot was changed");
-}
-
 /// With every slot in use (`max_replication_slots` reached), the new slot
 /// cannot be created. The server says "all replication slots are in use"
 /// (SQLSTATE 53400, configuration_limit_exceeded) with the hint "Free one or

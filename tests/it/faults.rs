@@ -1535,25 +1535,3 @@ fn sigterm_under_load_exits_0_with_whole_lines_and_loses_nothing() {
 fn sigint_under_load_exits_0_with_whole_lines_and_loses_nothing() {
     signal_under_load(libc::SIGINT, "INT", "faults_sigint_load");
 }
-
-/// A temporary slot dies with the connection that made it: after a lost
-/// connection pgstream does not recreate it (that would skip whatever
-/// happened in between) but exits 1 saying so.
-#[test]
-fn temporary_slot_lost_with_the_connection_is_not_recreated() {
-    let db = Cluster::shared().new_db("flt_tmp");
-    setup_t(&db);
-    let slot = format!("{}_tmp", db.name);
-    let mut p = Proc::spawn(&args(&db, &slot, &["--temporary-slot"]), &[]);
-    wait_streaming(&db, &slot, &mut p);
-    terminate_walsender(&db, &slot);
-    let out = p.wait_exit(TIMEOUT);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let last = out.stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.contains("temporary slot") && last.contains("run again"),
-        "{}",
-        out.stderr
-    );
-    assert!(!db.slot_exists(&slot), "no slot was recreated");
-}

@@ -15,6 +15,7 @@ mod lifecycle;
 mod operations;
 mod origins;
 mod schema;
+mod slots;
 mod smoke;
 mod snapshot;
 mod streaming;

@@ -125,6 +125,12 @@ fn summary(e: &Event<'_>) -> String {
             write!(s, " {k}={v}").unwrap();
         }
     }
+    if let Some(gid) = e.gid {
+        write!(s, " gid={}", String::from_utf8_lossy(gid)).unwrap();
+    }
+    if let Some(ts) = e.prepare_ts {
+        write!(s, " prepared={ts}").unwrap();
+    }
     if e.streamed {
         s.push_str(" streamed");
     }
@@ -363,16 +369,32 @@ fn streaming() {
 }
 
 #[test]
-fn two_phase_origin_and_type_emit_nothing() {
+fn two_phase_messages_and_what_origin_and_type_emit() {
     let mut d = decoder();
-    let bp = Msg::new(b'b').u64(1).u64(2).u64(3).u32(77).s("gid").0;
+    let bp = Msg::new(b'b').u64(1).u64(2).u64(3).u32(77).s("g1").0;
     let origin = Msg::new(b'O').u64(1).s("node").0;
     let ty = Msg::new(b'Y').u32(16500).s("public").s("mood").0;
     let i = ins(None, 2, &[T("1")]);
     let (p, k, sp, r) = (prep(b'P'), prep(b'K'), prep(b'p'), prep(b'r'));
     let out = feed(&mut d, &[&bp, &i, &p, &k, &sp, &r, &origin, &ty]);
-    assert_eq!(out, ["insert public.r2 lsn=5 xid=77 new=k:1,"]);
+    assert_eq!(
+        out,
+        [
+            "begin xid=77 gid=g1",
+            "insert public.r2 lsn=5 xid=77 gid=g1 new=k:1,",
+            "prepare lsn=1 end=2 xid=77 gid=gid prepared=3",
+            "commit_prepared commit_lsn=1 end=2 xid=77 ts=3 gid=gid",
+            "stream_prepare lsn=1 end=2 xid=77 gid=gid prepared=3",
+            "rollback_prepared end=2 xid=77 gid=gid",
+        ]
+    );
     assert!(d.tx.is_none());
+    // After the prepare, changes are no longer the prepared transaction's.
+    let out = feed(&mut d, &[&begin(78), &i]);
+    assert_eq!(
+        out[1],
+        "insert public.r2 lsn=5 commit_lsn=100 xid=78 ts=7 new=k:1,"
+    );
 }
 
 /// A valid message of every type, and whether it belongs in a stream.
