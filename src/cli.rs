@@ -137,6 +137,11 @@ pub struct Cli {
     /// Creates the slot with two-phase decoding. pgoutput, PostgreSQL 15+
     #[arg(long, help_heading = "Stream")]
     pub two_phase: bool,
+    /// Create the slot as a failover slot (or make an existing one so):
+    /// standbys with sync_replication_slots = on keep a copy that survives
+    /// a promotion. PostgreSQL 17+
+    #[arg(long, help_heading = "Slot")]
+    pub failover: bool,
     /// Which changes to stream by origin: 'any', or 'none' to skip changes
     /// that other replication applied here (bidirectional setups).
     /// pgoutput, PostgreSQL 16+ [default: any]
@@ -253,6 +258,7 @@ impl Cli {
         config.include_messages = self.include_messages;
         config.streaming = self.streaming;
         config.two_phase = self.two_phase;
+        config.failover = self.failover;
         config.origin.clone_from(&self.origin);
         config.proto_version = self.proto_version;
         config.status_interval = Duration::from_secs(self.status_interval);

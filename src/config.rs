@@ -106,6 +106,10 @@ pub struct Config {
     /// 15+): their changes come with `gid`, then `prepare`, and later
     /// `commit_prepared` or `rollback_prepared`.
     pub two_phase: bool,
+    /// Create the slot with `FAILOVER` (or alter an existing one to it), so
+    /// that standbys with `sync_replication_slots` keep a copy that a
+    /// promotion makes usable (`--failover`, 17+).
+    pub failover: bool,
     /// pgoutput's `origin` option (`any` or `none`, 16+).
     pub origin: Option<String>,
     /// pgoutput's protocol version (default: the highest the server has).
@@ -160,6 +164,7 @@ impl Config {
             include_messages: false,
             streaming: false,
             two_phase: false,
+            failover: false,
             origin: None,
             proto_version: None,
             status_interval: Duration::from_secs(10),
@@ -222,6 +227,7 @@ impl Config {
             temporary: self.temporary_slot,
             export,
             two_phase: self.two_phase,
+            failover: self.failover,
         }
     }
 }

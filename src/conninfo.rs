@@ -9,8 +9,14 @@
 //! 4. libpq's defaults,
 //!
 //! then looks the password up in the password file (`passfile`, `PGPASSFILE`
-//! or `~/.pgpass`) when none was given. Only one host is supported; multi-host
-//! lists are rejected. Passwords never appear in `Debug`, `Display` or errors.
+//! or `~/.pgpass`) when none was given, per host. Host lists (`host=a,b
+//! port=1,2`, `postgresql://a:1,b:2/db`) with `target_session_attrs` and
+//! `load_balance_hosts` are parsed in [`hosts`]. Passwords never appear in
+//! `Debug`, `Display` or errors.
+
+mod hosts;
+
+pub(crate) use hosts::{Endpoint, SessionAttrs};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,7 +33,7 @@ const DEFAULT_PORT: u16 = 5432;
 
 /// Options accepted for libpq compatibility but without effect here.
 const IGNORED: &str = "options client_encoding keepalives keepalives_idle keepalives_interval \
-    keepalives_count tcp_user_timeout target_session_attrs load_balance_hosts gssencmode gsslib \
+    keepalives_count tcp_user_timeout gssencmode gsslib \
     gssdelegation krbsrvname sslcompression sslsni channel_binding sslcertmode sslnegotiation \
     ssl_min_protocol_version ssl_max_protocol_version min_protocol_version max_protocol_version \
     replication";
@@ -59,9 +65,14 @@ pub(crate) enum ConnInfoError {
     /// integer): the keyword and the value.
     #[error("invalid {0} \"{1}\"")]
     InvalidValue(&'static str, String),
-    /// A comma-separated host or port list.
-    #[error("multiple hosts are not supported: \"{0}\"")]
-    MultipleHosts(String),
+    /// A port list that does not match the host list.
+    #[error("could not match {ports} port numbers to {hosts} hosts")]
+    PortCount {
+        /// Ports given.
+        ports: usize,
+        /// Hosts given.
+        hosts: usize,
+    },
     /// `sslrootcert=system` with an sslmode weaker than `verify-full`.
     #[error("weak sslmode \"{0}\" may not be used with sslrootcert=system (use \"verify-full\")")]
     WeakSslMode(SslMode),
@@ -185,13 +196,22 @@ impl fmt::Display for SslMode {
     }
 }
 
-/// Resolved parameters for one server connection.
+/// Resolved parameters for one server connection, and the host list it
+/// was chosen from ([`ConnParams::at`] makes the parameters for another).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnParams {
     /// A host name or IP address, or a unix socket directory (starts with `/`).
     pub host: String,
     /// TCP port, also the suffix of the socket file name.
     pub port: u16,
+    /// Every server of the list, `host`/`port` first (unless shuffled).
+    pub hosts: Vec<Endpoint>,
+    /// Which kind of server a connection must reach.
+    pub target_session_attrs: SessionAttrs,
+    /// `load_balance_hosts=random`: try the list in a random order.
+    pub load_balance: bool,
+    /// Where each host's password is looked up, when none was given.
+    passfile: Option<PathBuf>,
     /// Role to log in as.
     pub user: String,
     /// Database to connect to (the slot's database).
@@ -219,6 +239,9 @@ impl fmt::Debug for ConnParams {
         f.debug_struct("ConnParams")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("hosts", &self.hosts)
+            .field("target_session_attrs", &self.target_session_attrs)
+            .field("load_balance", &self.load_balance)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
             .field("password", &self.password.as_ref().map(|_| "********"))
@@ -309,20 +332,28 @@ impl ConnParams {
         }
         let mut o = given.or(flags).or(Opts::from_env(env)?);
 
-        let host = match o.take("host") {
-            Some(h) if h.contains(',') => return Err(ConnInfoError::MultipleHosts(h)),
-            Some(h) => h,
-            None if socket_dir_exists => DEFAULT_SOCKET_DIR.to_string(),
-            None => "localhost".to_string(),
+        let default_host = if socket_dir_exists {
+            DEFAULT_SOCKET_DIR
+        } else {
+            "localhost"
         };
-        let port = match o.take("port") {
-            Some(p) if p.contains(',') => return Err(ConnInfoError::MultipleHosts(p)),
-            Some(p) => match p.trim().parse::<u16>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(ConnInfoError::InvalidValue("port", p)),
-            },
-            None => DEFAULT_PORT,
-        };
+        let host_list = o.take("host").unwrap_or_default();
+        let hosts = hosts::endpoints(
+            &host_list,
+            o.take("port").as_deref(),
+            default_host,
+            DEFAULT_PORT,
+        )?;
+        let target_session_attrs = o
+            .take("target_session_attrs")
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or_default();
+        let load_balance = o
+            .take("load_balance_hosts")
+            .map(|v| hosts::load_balance(&v))
+            .transpose()?
+            .unwrap_or(false);
         let user = o
             .take("user")
             .or_else(|| get(env, "USER"))
@@ -361,8 +392,12 @@ impl ConnParams {
             .take("application_name")
             .or(o.take("fallback_application_name"));
         let mut params = ConnParams {
-            host,
-            port,
+            host: hosts[0].host.clone(),
+            port: hosts[0].port,
+            hosts,
+            target_session_attrs,
+            load_balance,
+            passfile: None,
             dbname: o.take("dbname").unwrap_or_else(|| user.clone()),
             user,
             password: o.take("password"),
@@ -375,11 +410,31 @@ impl ConnParams {
         };
         if params.password.is_none() {
             let home = || get(env, "HOME").map(|h| Path::new(&h).join(".pgpass"));
-            if let Some(file) = o.take("passfile").map(PathBuf::from).or_else(home) {
-                params.password = params.passfile_password(&file);
-            }
+            params.passfile = o.take("passfile").map(PathBuf::from).or_else(home);
+            params.password = params.passfile_password();
         }
         Ok(params)
+    }
+
+    /// The parameters for `server` of the host list: its password is looked
+    /// up again in the password file, unless one was given.
+    pub(crate) fn at(&self, server: &Endpoint) -> ConnParams {
+        let mut p = self.clone();
+        p.host.clone_from(&server.host);
+        p.port = server.port;
+        if self.passfile.is_some() {
+            p.password = p.passfile_password();
+        }
+        p
+    }
+
+    /// The host list in the order to try it this time.
+    pub(crate) fn attempt_order(&self) -> Vec<Endpoint> {
+        if self.load_balance {
+            hosts::shuffled(&self.hosts)
+        } else {
+            self.hosts.clone()
+        }
     }
 
     /// True when `host` names a unix socket directory.
@@ -429,7 +484,8 @@ impl ConnParams {
 
     /// libpq's password file lookup. A missing or unreadable file is skipped
     /// silently; a file open to group or others is ignored with a warning.
-    fn passfile_password(&self, path: &Path) -> Option<String> {
+    fn passfile_password(&self) -> Option<String> {
+        let path = self.passfile.as_deref()?;
         let meta = std::fs::metadata(path).ok()?;
         if !meta.is_file() {
             log::warn!("password file \"{}\" is not a plain file", path.display());
@@ -503,11 +559,13 @@ fn is_conninfo(s: &str) -> bool {
 
 /// The libpq keywords pgstream acts on.
 const KEYS: &str = "host port user dbname password application_name fallback_application_name \
-    connect_timeout sslmode sslrootcert sslcert sslkey passfile";
+    connect_timeout sslmode sslrootcert sslcert sslkey passfile target_session_attrs \
+    load_balance_hosts";
 /// Environment variables and the keyword each one sets.
 const ENV_VARS: &str = "PGHOST=host PGPORT=port PGUSER=user PGDATABASE=dbname PGPASSWORD=password \
     PGPASSFILE=passfile PGAPPNAME=application_name PGCONNECT_TIMEOUT=connect_timeout \
-    PGSSLMODE=sslmode PGSSLROOTCERT=sslrootcert PGSSLCERT=sslcert PGSSLKEY=sslkey";
+    PGSSLMODE=sslmode PGSSLROOTCERT=sslrootcert PGSSLCERT=sslcert PGSSLKEY=sslkey \
+    PGTARGETSESSIONATTRS=target_session_attrs PGLOADBALANCEHOSTS=load_balance_hosts";
 
 /// Raw, unvalidated settings from one source (conninfo, flags or environment),
 /// by keyword. Empty values are not stored: they mean unset, as in libpq.
@@ -638,32 +696,46 @@ fn parse_uri(rest: &str) -> Result<Opts, ConnInfoError> {
         }
         p = &rest[i + 1..];
     }
-    let hosts = &p[..p.find(['/', '?']).unwrap_or(p.len())];
-    let host = if let Some(v6) = p.strip_prefix('[') {
-        let end = v6
-            .find(']')
-            .ok_or_else(|| bad("missing \"]\" after IPv6 host address".into()))?;
-        if end == 0 {
-            return Err(bad("empty IPv6 host address".into()));
+    // `host[:port]` entries separated by commas become libpq's parallel
+    // host and port lists.
+    let (mut hosts, mut ports) = (Vec::new(), Vec::new());
+    loop {
+        let host = if let Some(v6) = p.strip_prefix('[') {
+            let end = v6
+                .find(']')
+                .ok_or_else(|| bad("missing \"]\" after IPv6 host address".into()))?;
+            if end == 0 {
+                return Err(bad("empty IPv6 host address".into()));
+            }
+            p = &v6[end + 1..];
+            decode(&v6[..end], "host")?
+        } else {
+            let end = p.find([':', '/', '?', ',']).unwrap_or(p.len());
+            let h = decode(&p[..end], "host")?;
+            p = &p[end..];
+            h
+        };
+        hosts.push(host);
+        let mut port = String::new();
+        if let Some(after) = p.strip_prefix(':') {
+            let end = after.find(['/', '?', ',']).unwrap_or(after.len());
+            port = decode(&after[..end], "port")?;
+            p = &after[end..];
         }
-        p = &v6[end + 1..];
-        decode(&v6[..end], "host")?
-    } else {
-        let end = p.find([':', '/', '?', ',']).unwrap_or(p.len());
-        let h = decode(&p[..end], "host")?;
-        p = &p[end..];
-        h
-    };
-    o.set("host", host)?;
-    if let Some(after) = p.strip_prefix(':') {
-        let end = after.find(['/', '?', ',']).unwrap_or(after.len());
-        o.set("port", decode(&after[..end], "port")?)?;
-        p = &after[end..];
+        ports.push(port);
+        match p.chars().next() {
+            Some(',') => p = &p[1..],
+            Some('/' | '?') | None => break,
+            Some(c) => return Err(bad(format!("unexpected character \"{c}\" after the host"))),
+        }
     }
-    match p.chars().next() {
-        Some(',') => return Err(ConnInfoError::MultipleHosts(hosts.to_string())),
-        Some('/' | '?') | None => {}
-        Some(c) => return Err(bad(format!("unexpected character \"{c}\" after the host"))),
+    // One entry keeps libpq's single-host meaning (an empty host is the
+    // default, an empty port too).
+    if hosts.iter().any(|h| !h.is_empty()) || hosts.len() > 1 {
+        o.set("host", hosts.join(","))?;
+    }
+    if ports.iter().any(|p| !p.is_empty()) {
+        o.set("port", ports.join(","))?;
     }
     if let Some(after) = p.strip_prefix('/') {
         let end = after.find('?').unwrap_or(after.len());

@@ -91,6 +91,10 @@ pub enum Error {
         /// What became of it: `no longer exists`, `has been invalidated (…)`.
         reason: String,
     },
+    /// A server state that passes by itself, retried like a lost connection
+    /// (a synchronised slot on a standby before its promotion).
+    #[error("{0}")]
+    Waiting(String),
     /// The [`Handler`](crate::Handler) failed (exit 1).
     #[error("handler failed: {0}")]
     Handler(crate::handler::HandlerError),
@@ -124,7 +128,7 @@ impl Error {
     /// Whether reconnecting may cure this error.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Connection { .. } => true,
+            Error::Connection { .. } | Error::Waiting(_) => true,
             Error::Server { source, .. } => !is_config_sqlstate(&source.code),
             _ => false,
         }

@@ -172,8 +172,10 @@ fn bad_input() {
             ("password='secret", "unterminated quoted string in connection info string"),
             ("sslmode=x", r#"invalid sslmode "x""#),
             ("connect_timeout=soon", r#"invalid connect_timeout "soon""#),
-            ("host=a,b", r#"multiple hosts are not supported: "a,b""#),
-            ("postgresql://a:1,b:2/db", r#"multiple hosts are not supported: "a:1,b:2""#),
+            ("host=a,b,c port=1,2", "could not match 2 port numbers to 3 hosts"),
+            ("host=a,b port=1,x", r#"invalid port "x""#),
+            ("target_session_attrs=master", r#"invalid target_session_attrs "master""#),
+            ("load_balance_hosts=yes", r#"invalid load_balance_hosts "yes""#),
             ("postgresql://[::1/db", r#"invalid URI: missing "]" after IPv6 host address"#),
             ("postgresql://[::1]x/db", r#"invalid URI: unexpected character "x" after the host"#),
             ("postgresql://h/db?sslmode", r#"invalid URI: missing "=" in query parameter "sslmode""#),
@@ -184,8 +186,66 @@ fn bad_input() {
     for (dbname, want) in cases {
         assert_eq!(resolve(&d(dbname), "").unwrap_err().to_string(), want);
     }
-    let err = resolve(&d(""), "PGHOST=a,b").unwrap_err();
-    assert_eq!(err, ConnInfoError::MultipleHosts("a,b".into()));
+    let err = resolve(&d(""), "PGHOST=a,b,c PGPORT=1,2").unwrap_err();
+    assert_eq!(err, ConnInfoError::PortCount { ports: 2, hosts: 3 });
+}
+
+/// Host lists in each form libpq takes them, with the server-kind settings.
+#[test]
+fn host_lists() {
+    let hosts = |dbname: &str, vars: &str| {
+        let p = resolve(&d(dbname), vars).unwrap_or_else(|e| panic!("{dbname}: {e}"));
+        let list: Vec<String> = p.hosts.iter().map(|e| e.to_string()).collect();
+        (list.join(" "), p.target_session_attrs, p.load_balance)
+    };
+    use SessionAttrs::*;
+    assert_eq!(
+        hosts("host=a,b port=1,2 target_session_attrs=read-write", ""),
+        ("a:1 b:2".into(), ReadWrite, false)
+    );
+    assert_eq!(
+        hosts(
+            "postgresql://a:1,b,[::1]:3/db?load_balance_hosts=random",
+            ""
+        ),
+        ("a:1 b:5432 [::1]:3".into(), Any, true)
+    );
+    assert_eq!(
+        hosts(
+            "dbname=x",
+            "PGHOST=a,/tmp PGPORT=7 PGTARGETSESSIONATTRS=prefer-standby"
+        ),
+        ("a:7 /tmp (port 7)".into(), PreferStandby, false)
+    );
+    assert_eq!(
+        hosts(
+            "host=a,b target_session_attrs=standby",
+            "PGTARGETSESSIONATTRS=primary PGLOADBALANCEHOSTS=random"
+        ),
+        ("a:5432 b:5432".into(), Standby, true)
+    );
+    // The first server is the one the parameters name.
+    let p = resolve(&d("host=a,b port=1,2"), "").unwrap();
+    assert_eq!((p.host.as_str(), p.port), ("a", 1));
+    let b = p.at(&p.hosts[1]);
+    assert_eq!((b.host.as_str(), b.port), ("b", 2));
+}
+
+/// The password file is read for each host of a list.
+#[test]
+fn password_file_per_host() {
+    let f = PassFile::new("a:1:*:*:pa\nb:2:*:*:pb\n", 0o600);
+    let path = f.0.display().to_string();
+    let p = resolve(&d(&format!("host=a,b port=1,2 passfile={path}")), "").unwrap();
+    assert_eq!(p.password.as_deref(), Some("pa"));
+    assert_eq!(p.at(&p.hosts[1]).password.as_deref(), Some("pb"));
+    // A password given applies to every host.
+    let p = resolve(
+        &d(&format!("host=a,b port=1,2 passfile={path} password=x")),
+        "",
+    )
+    .unwrap();
+    assert_eq!(p.at(&p.hosts[1]).password.as_deref(), Some("x"));
 }
 
 /// A file with the given mode, removed on drop.

@@ -210,7 +210,8 @@ async fn reconnect_loop<H: Handler>(
 }
 
 async fn drop_slot(config: &Config) -> Result<()> {
-    let mut repl = ReplicationConn::connect(&config.conn, SESSION_SETTINGS).await?;
+    let (_, server) = crate::sql::server::connect(&config.conn).await?;
+    let mut repl = ReplicationConn::connect(&server.params, SESSION_SETTINGS).await?;
     let dropped = repl
         .simple_query(&commands::drop_slot(&config.slot))
         .await
@@ -258,23 +259,23 @@ async fn session<H: Handler>(
 ) -> Result<()> {
     // A stop during set-up (a slow connect, a slot wait) ends the run at once.
     let mut stop_watch = shutdown.clone();
-    let (repl, catalog_conn, decoder, wal_sender_timeout) = tokio::select! {
+    let started = tokio::select! {
         biased;
         _ = stop_requested(&mut stop_watch) => return Ok(()),
         r = start_stream(config, st, handler) => r?,
     };
     *streamed = true;
     st.notifier.notify(&format!(
-        "READY=1\nSTATUS=streaming from slot {}",
-        config.slot
+        "READY=1\nSTATUS=streaming from slot {} on {}",
+        config.slot, started.server
     ));
     let mut stream = Stream {
-        repl,
-        catalog: catalog_conn,
-        decoder,
+        repl: started.repl,
+        catalog: started.catalog,
+        decoder: started.decoder,
         link: Link::new(config, st, shutdown, report),
         last_heard: Instant::now(),
-        wal_sender_timeout,
+        wal_sender_timeout: started.wal_sender_timeout,
     };
     let result = stream.run(handler, catalog).await;
     stream.close(result).await

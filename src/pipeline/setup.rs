@@ -17,17 +17,28 @@ use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
-use crate::sql::snapshot;
+use crate::sql::{self, snapshot};
 
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
-/// Checks the server, finds or creates the slot and starts streaming.
+/// A session ready to stream.
+pub(super) struct Started {
+    pub repl: ReplicationConn,
+    pub catalog: CatalogConn,
+    pub decoder: Box<dyn Decoder>,
+    pub wal_sender_timeout: Duration,
+    /// Which server of the host list it streams from, for status lines.
+    pub server: String,
+}
+
+/// Chooses the server, checks it, finds or creates the slot and starts
+/// streaming.
 pub(super) async fn start_stream<H: Handler>(
     config: &Config,
     st: &mut RunState,
     handler: &mut H,
-) -> Result<(ReplicationConn, CatalogConn, Box<dyn Decoder>, Duration)> {
-    let catalog = CatalogConn::connect(&config.conn).await?;
+) -> Result<Started> {
+    let (catalog, server) = sql::server::connect(&config.conn).await?;
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
         return Err(Error::usage(format!(
@@ -44,6 +55,15 @@ pub(super) async fn start_stream<H: Handler>(
     let reconnect = st.started;
     let slot = wait_for_slot(config, &catalog, reconnect).await?;
     let plugin = check_slot(config, slot.as_ref(), reconnect)?;
+    if server.in_recovery && slot.as_ref().is_some_and(|s| s.synced == Some(true)) {
+        // The standby's copy follows the primary's slot; streaming from it
+        // would fork them. Promotion makes it an ordinary slot.
+        return Err(Error::Waiting(format!(
+            "replication slot \"{}\" on {} is a copy synchronised from the primary; waiting for a promotion or a primary in the host list",
+            config.slot,
+            server.params.host
+        )));
+    }
     snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
     if plugin == Plugin::PgOutput && config.publications.is_empty() {
         return Err(no_publication());
@@ -62,25 +82,43 @@ pub(super) async fn start_stream<H: Handler>(
         Plugin::Wal2Json => wal2json_options(config, &catalog).await?,
     };
 
-    let mut repl = ReplicationConn::connect(&config.conn, &snapshot::replication_settings(config))
-        .await
-        .map_err(explain_connect)?;
+    if config.failover && catalog.server_version < 170000 {
+        return Err(Error::usage(
+            "--failover needs PostgreSQL 17 or later (failover slots)",
+        ));
+    }
+    let mut repl =
+        ReplicationConn::connect(&server.params, &snapshot::replication_settings(config))
+            .await
+            .map_err(explain_connect)?;
     repl.simple_query("IDENTIFY_SYSTEM").await?;
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
         let now = catalog.wal_insert_lsn().await?;
         st.end_lsn = Some(now);
         debug!("--end-lsn now is {}", fmt_lsn(now));
     }
+    if slot.is_none() && server.in_recovery {
+        info!(
+            target: SLOT_LOG,
+            "creating slot {} on a standby: this waits for the primary's next running-transactions record (run SELECT pg_log_standby_snapshot() on the primary to hurry it)",
+            config.slot
+        );
+    }
     let confirmed = match &slot {
         Some(s) => {
             debug!("reusing slot {} (plugin {})", config.slot, plugin.name());
+            if config.failover && s.failover != Some(true) {
+                repl.simple_query(&commands::alter_slot_failover(&config.slot))
+                    .await?;
+                info!(target: SLOT_LOG, "slot {} now fails over to standbys", config.slot);
+            }
             s.confirmed_flush
                 .as_deref()
                 .and_then(parse_lsn)
                 .unwrap_or(0)
         }
         None if config.snapshot => {
-            snapshot::take(config, &catalog, &mut repl, plugin, handler).await?
+            snapshot::take(config, &server.params, &catalog, &mut repl, plugin, handler).await?
         }
         None => {
             let rows = repl
@@ -104,7 +142,13 @@ pub(super) async fn start_stream<H: Handler>(
             point.unwrap_or(0)
         }
     };
-    let start = config.start_lsn.filter(|_| !st.started).unwrap_or(0);
+    // A reconnect resumes where this run got to, not where the slot says:
+    // after a failover the synchronised copy may lag what was acknowledged.
+    let start = if st.started {
+        st.ack.position()
+    } else {
+        config.start_lsn.unwrap_or(0)
+    };
     st.started = true;
     st.ack
         .restart(confirmed.max(start), status_interval(config, Some(wst)));
@@ -116,7 +160,16 @@ pub(super) async fn start_stream<H: Handler>(
         return Err(explain_start_error(config, &catalog, e, reconnect).await);
     }
     info!("streaming from slot {} ({})", config.slot, plugin.name());
-    Ok((repl, catalog, decoder, Duration::from_millis(wst)))
+    Ok(Started {
+        repl,
+        catalog,
+        decoder,
+        wal_sender_timeout: Duration::from_millis(wst),
+        server: match &config.conn.hosts[..] {
+            [_] => server.params.host.clone(),
+            _ => format!("{}:{}", server.params.host, server.params.port),
+        },
+    })
 }
 
 type PluginSetup = (Vec<(&'static str, String)>, Box<dyn Decoder>);

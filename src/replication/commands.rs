@@ -23,6 +23,8 @@ pub(crate) struct NewSlot {
     pub export: bool,
     /// Decode prepared transactions at PREPARE (PostgreSQL 15+).
     pub two_phase: bool,
+    /// Synchronised to standbys that sync slots (PostgreSQL 17+).
+    pub failover: bool,
 }
 
 /// `CREATE_REPLICATION_SLOT`: the option list from PostgreSQL 15 on, the
@@ -31,7 +33,8 @@ pub(crate) fn create_slot(slot: &str, plugin: &str, new: NewSlot, server_version
     let options = if server_version >= 150000 {
         let snapshot = if new.export { "export" } else { "nothing" };
         let two_phase = if new.two_phase { ", TWO_PHASE" } else { "" };
-        format!("(SNAPSHOT '{snapshot}'{two_phase})")
+        let failover = if new.failover { ", FAILOVER" } else { "" };
+        format!("(SNAPSHOT '{snapshot}'{two_phase}{failover})")
     } else if new.export {
         "EXPORT_SNAPSHOT".into()
     } else {
@@ -42,6 +45,14 @@ pub(crate) fn create_slot(slot: &str, plugin: &str, new: NewSlot, server_version
         quote_ident(slot),
         if new.temporary { " TEMPORARY" } else { "" },
         quote_ident(plugin),
+    )
+}
+
+/// `ALTER_REPLICATION_SLOT … (FAILOVER true)` (PostgreSQL 17+).
+pub(crate) fn alter_slot_failover(slot: &str) -> String {
+    format!(
+        "ALTER_REPLICATION_SLOT {} (FAILOVER true)",
+        quote_ident(slot)
     )
 }
 
@@ -119,6 +130,18 @@ mod tests {
             "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'nothing')"
         );
         assert_eq!(drop_slot("s"), "DROP_REPLICATION_SLOT \"s\"");
+        let failover = NewSlot {
+            failover: true,
+            ..NewSlot::default()
+        };
+        assert_eq!(
+            create_slot("s", "pgoutput", failover, 170000),
+            "CREATE_REPLICATION_SLOT \"s\" LOGICAL \"pgoutput\" (SNAPSHOT 'nothing', FAILOVER)"
+        );
+        assert_eq!(
+            alter_slot_failover("s"),
+            "ALTER_REPLICATION_SLOT \"s\" (FAILOVER true)"
+        );
         let export = NewSlot {
             export: true,
             two_phase: true,
@@ -131,7 +154,7 @@ mod tests {
         let export = NewSlot {
             temporary: true,
             export: true,
-            two_phase: false,
+            ..NewSlot::default()
         };
         assert_eq!(
             create_slot("s", "wal2json", export, 140011),

@@ -36,6 +36,13 @@ pub(crate) struct SlotInfo {
     /// Decodes prepared transactions at PREPARE (14+).
     #[serde(default)]
     pub two_phase: Option<bool>,
+    /// Synchronised to standbys (17+).
+    #[serde(default)]
+    pub failover: Option<bool>,
+    /// A copy synchronised from the primary (17+); on a standby it cannot
+    /// be streamed from.
+    #[serde(default)]
+    pub synced: Option<bool>,
 }
 
 impl SlotInfo {
@@ -160,14 +167,19 @@ impl CatalogConn {
 
     /// The server's WAL insert position: everything committed so far ends at
     /// or before it, flushed or not (IDENTIFY_SYSTEM's flush position would
-    /// miss asynchronously committed transactions).
+    /// miss asynchronously committed transactions). On a standby, its
+    /// replay position: what it can decode.
     ///
     /// A position just past a page header is moved back to the page start:
     /// no record lies in between, and the walsender reports record ends.
     pub(crate) async fn wal_insert_lsn(&self) -> Result<Lsn> {
         let text: String = self
             .client
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .query_one(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                 ELSE pg_current_wal_insert_lsn() END::text",
+                &[],
+            )
             .await
             .map_err(|e| pg_error(e, "reading the WAL position".into()))?
             .get(0);

@@ -40,6 +40,7 @@ use super::catalog::{pg_error, CatalogConn};
 use super::pool::{self, Pool, Pooled};
 use super::tables::{self, Table};
 use crate::config::{Config, Plugin};
+use crate::conninfo::ConnParams;
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
@@ -147,6 +148,7 @@ pub(crate) async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Resul
 /// them, and returns the slot's consistent point (where streaming starts).
 pub(crate) async fn take<H: Handler>(
     config: &Config,
+    server: &ConnParams,
     catalog: &CatalogConn,
     repl: &mut ReplicationConn,
     plugin: Plugin,
@@ -202,7 +204,7 @@ pub(crate) async fn take<H: Handler>(
 
     let mut settings = SESSION_SETTINGS.to_vec();
     settings.extend_from_slice(NO_TIMEOUTS);
-    let pool = pool::new(&config.conn, config.pool_size, settings)?;
+    let pool = pool::new(server, config.pool_size, settings)?;
     let name: Arc<str> = name.into();
     let tables = {
         let conn = pool::get(&pool).await?;
