@@ -85,7 +85,7 @@ pub(super) async fn start_stream<H: Handler>(
                 .unwrap_or(0)
         }
         None if config.snapshot => {
-            snapshot::take(config, &catalog, &mut repl, plugin, handler).await?
+            snapshot::take(config, &catalog, &mut repl, plugin, handler, &st.notifier).await?
         }
         None => {
             let rows = repl
