@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, when it can:
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres), and
-#   - the wal2json output plugin for that server's major version.
+#   - the wal2json output plugin for that server's major version, and
+#   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -70,4 +71,13 @@ elif can_apt && apt_install "postgresql-$major-wal2json" && [ -f "$pkglibdir/wal
 else
     log "WARNING: wal2json is not installed for PostgreSQL $major ($pkglibdir/wal2json.so);" \
         "the wal2json tests will fail. Install it: apt-get install postgresql-$major-wal2json"
+fi
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    log "systemd-analyze: $(command -v systemd-analyze)"
+elif can_apt && apt_install systemd && command -v systemd-analyze >/dev/null 2>&1; then
+    log "systemd-analyze installed"
+else
+    log "WARNING: systemd-analyze is missing; the test of docs/pgstream.service is skipped." \
+        "Install it: apt-get install systemd"
 fi

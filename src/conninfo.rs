@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod keepalive;
+pub(crate) use keepalive::Keepalives;
+
 /// Application name reported to the server unless one is configured.
 pub(crate) const DEFAULT_APPLICATION_NAME: &str = "pgstream";
 /// Socket directory used by default when it exists (Debian/Ubuntu builds).
@@ -32,8 +35,7 @@ const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 const DEFAULT_PORT: u16 = 5432;
 
 /// Options accepted for libpq compatibility but without effect here.
-const IGNORED: &str = "options client_encoding keepalives keepalives_idle keepalives_interval \
-    keepalives_count tcp_user_timeout gssencmode gsslib \
+const IGNORED: &str = "options client_encoding gssencmode gsslib \
     gssdelegation krbsrvname sslcompression sslsni channel_binding sslcertmode sslnegotiation \
     ssl_min_protocol_version ssl_max_protocol_version min_protocol_version max_protocol_version \
     replication";
@@ -232,6 +234,8 @@ pub(crate) struct ConnParams {
     pub sslcert: Option<String>,
     /// Client private key file, by default `~/.postgresql/postgresql.key`.
     pub sslkey: Option<String>,
+    /// TCP keepalives and `tcp_user_timeout` (not for unix sockets).
+    pub keepalives: Keepalives,
 }
 
 impl fmt::Debug for ConnParams {
@@ -251,6 +255,7 @@ impl fmt::Debug for ConnParams {
             .field("sslrootcert", &self.sslrootcert)
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
+            .field("keepalives", &self.keepalives)
             .finish()
     }
 }
@@ -407,6 +412,7 @@ impl ConnParams {
             sslrootcert: sslrootcert.or_else(|| home_file("root.crt")),
             sslcert: o.take("sslcert").or_else(|| home_file("postgresql.crt")),
             sslkey: o.take("sslkey").or_else(|| home_file("postgresql.key")),
+            keepalives: Keepalives::take(&mut o)?,
         };
         if params.password.is_none() {
             let home = || get(env, "HOME").map(|h| Path::new(&h).join(".pgpass"));
@@ -473,6 +479,7 @@ impl ConnParams {
         if let Some(t) = self.connect_timeout {
             c.connect_timeout(t);
         }
+        self.keepalives.configure(&mut c);
         c.ssl_mode(match self.sslmode {
             _ if self.is_unix_socket() => T::Disable,
             SslMode::Disable => T::Disable,
@@ -560,7 +567,8 @@ fn is_conninfo(s: &str) -> bool {
 /// The libpq keywords pgstream acts on.
 const KEYS: &str = "host port user dbname password application_name fallback_application_name \
     connect_timeout sslmode sslrootcert sslcert sslkey passfile target_session_attrs \
-    load_balance_hosts";
+    load_balance_hosts keepalives keepalives_idle keepalives_interval keepalives_count \
+    tcp_user_timeout";
 /// Environment variables and the keyword each one sets.
 const ENV_VARS: &str = "PGHOST=host PGPORT=port PGUSER=user PGDATABASE=dbname PGPASSWORD=password \
     PGPASSFILE=passfile PGAPPNAME=application_name PGCONNECT_TIMEOUT=connect_timeout \

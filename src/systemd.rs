@@ -1,12 +1,18 @@
 //! The systemd notification protocol (`sd_notify`): `READY=1` once
 //! streaming, `STATUS=` with the acknowledged position, `WATCHDOG=1` while
-//! the stream loop runs, `STOPPING=1` on shutdown. A no-op when
+//! the stream loop runs, `STOPPING=1` on shutdown, and `EXTEND_TIMEOUT_USEC=`
+//! while a `--snapshot` copies before `READY=1`. A no-op when
 //! `NOTIFY_SOCKET` is unset, as when run from a terminal.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use log::debug;
+
+/// How far each `EXTEND_TIMEOUT_USEC=` reaches: several times the gap
+/// between two of them, so that a busy moment never lets systemd's start
+/// timeout run out while work is still going on.
+pub(crate) const EXTEND_BY: Duration = Duration::from_secs(30);
 
 /// A connection to the service manager, if there is one.
 #[derive(Debug, Default)]
@@ -42,6 +48,15 @@ impl Notifier {
                 debug!("sd_notify failed: {e}");
             }
         }
+    }
+
+    /// Before `READY=1`: the start-up is still making progress (`status`),
+    /// so systemd's start timeout is pushed [`EXTEND_BY`] beyond now.
+    pub(crate) fn extend(&self, status: &str) {
+        self.notify(&format!(
+            "EXTEND_TIMEOUT_USEC={}\nSTATUS={status}",
+            EXTEND_BY.as_micros()
+        ));
     }
 }
 
@@ -79,6 +94,12 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = server.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"READY=1");
+        n.extend("snapshot: 1/2 tables");
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..len],
+            b"EXTEND_TIMEOUT_USEC=30000000\nSTATUS=snapshot: 1/2 tables"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

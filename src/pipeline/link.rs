@@ -1,7 +1,8 @@
 //! Everything a session does besides reading the server: stop requests,
 //! completions, status updates, timers. The stream loop waits on it between
-//! messages, and [`Link::guard`] waits on it while a handler call is
-//! pending, so the server hears from us even while the handler is slow.
+//! messages, and [`Link::keep_up`] waits on it while a handler call or a
+//! catalog look-up is pending, so the server hears from us even while the
+//! handler is slow or the catalog connection hangs.
 
 use std::future::Future;
 use std::pin::pin;
@@ -12,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, Lsn};
 use crate::handler::{into_error, Completion, Handler, HandlerError};
 use crate::replication::conn::ReplicationConn;
@@ -170,11 +171,22 @@ impl<'s> Link<'s> {
         repl: &mut ReplicationConn,
         call: impl Future<Output = Result<T, HandlerError>>,
     ) -> Result<Option<T>> {
-        let mut call = pin!(call);
+        self.keep_up(repl, async { call.await.map_err(into_error) })
+            .await
+    }
+
+    /// Awaits `work` while keeping up everything else. `None`: a stop gave
+    /// up waiting for it.
+    pub(super) async fn keep_up<T>(
+        &mut self,
+        repl: &mut ReplicationConn,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<Option<T>> {
+        let mut work = pin!(work);
         loop {
             tokio::select! {
                 biased;
-                r = &mut call => return r.map(Some).map_err(into_error),
+                r = &mut work => return r.map(Some),
                 wake = self.wake() => {
                     // Not reading meanwhile: the server's silence means nothing.
                     if self.on_wake(wake?, repl, false).await? == Flow::GiveUp {

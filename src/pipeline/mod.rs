@@ -289,6 +289,18 @@ fn silence_limit(wal_sender_timeout: Duration) -> Duration {
     (wal_sender_timeout * 2).max(Duration::from_secs(60))
 }
 
+/// How long a catalog look-up may take before its connection is taken for
+/// dead (a NAT that dropped it, a hung backend): a look-up answers in
+/// milliseconds, so as long as the server waits for a silent replication
+/// client, at least 5 s, 60 s when the server does not time out.
+fn lookup_limit(wal_sender_timeout: Duration) -> Duration {
+    if wal_sender_timeout.is_zero() {
+        Duration::from_secs(60)
+    } else {
+        wal_sender_timeout.max(Duration::from_secs(5))
+    }
+}
+
 /// Resolves once a stop has been requested (never, if the sender is gone).
 async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stop| *stop).await.is_err() {

@@ -118,7 +118,16 @@ pub(super) async fn start_stream<H: Handler>(
                 .unwrap_or(0)
         }
         None if config.snapshot => {
-            snapshot::take(config, &server.params, &catalog, &mut repl, plugin, handler).await?
+            snapshot::take(
+                config,
+                &server.params,
+                &catalog,
+                &mut repl,
+                plugin,
+                handler,
+                &st.notifier,
+            )
+            .await?
         }
         None => {
             let rows = repl

@@ -1,6 +1,8 @@
 //! The streaming loop of one connection: one `select!` with stated
-//! priorities; decoded events go to the handler through [`Link::admit`].
+//! priorities; decoded events go to the handler through [`Link::admit`],
+//! catalog facts they need come through [`Stream::look_up`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -18,7 +20,7 @@ use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
 use super::link::{Flow, Link};
-use super::{silence_limit, CANCEL_GRACE, MAX_PENDING};
+use super::{lookup_limit, silence_limit, CANCEL_GRACE, MAX_PENDING};
 
 /// Messages read back to back before the loop looks at its timers and
 /// signals again.
@@ -193,13 +195,53 @@ impl Stream<'_> {
                             if let CatalogRequest::PrimaryKey(relid) = request {
                                 catalog.forget_primary_key(relid);
                             }
-                            self.catalog.fetch(&request, catalog).await?;
+                            if self.look_up(&request, catalog).await? == Flow::GiveUp {
+                                return Ok(Flow::GiveUp);
+                            }
                         }
                     }
                 }
             }
         }
         Ok(Flow::Go)
+    }
+
+    /// Answers a decoder's catalog request while status updates go on. A
+    /// look-up on a lost catalog connection, or one that takes longer than
+    /// [`lookup_limit`], is tried once more on a new connection; if that
+    /// fails too, the session ends and the reconnect loop resumes from the
+    /// last acknowledged position.
+    async fn look_up(&mut self, request: &CatalogRequest, catalog: &mut Catalog) -> Result<Flow> {
+        let limit = lookup_limit(self.wal_sender_timeout);
+        let config = self.link.config;
+        let conn = &mut self.catalog;
+        let work = async {
+            let mut retried = false;
+            loop {
+                let result = if conn.is_closed() {
+                    Err(Error::connection(
+                        "catalog connection lost",
+                        std::io::ErrorKind::ConnectionAborted.into(),
+                    ))
+                } else {
+                    within(limit, "a catalog look-up", conn.fetch(request, catalog)).await
+                };
+                match result {
+                    Err(e) if e.is_transient() && !retried => {
+                        warn!("{e}; reconnecting the catalog connection");
+                        retried = true;
+                        let connect = CatalogConn::connect(&config.conn);
+                        *conn =
+                            within(limit, "reconnecting the catalog connection", connect).await?;
+                    }
+                    result => return result,
+                }
+            }
+        };
+        let done = self.link.keep_up(&mut self.repl, work).await?;
+        // Not reading meanwhile: the server's silence meant nothing.
+        self.last_heard = Instant::now();
+        Ok(done.map_or(Flow::GiveUp, |()| Flow::Go))
     }
 
     /// With --end-lsn, after a keepalive outside any transaction: stop once
@@ -237,6 +279,23 @@ impl Stream<'_> {
         }
         result
     }
+}
+
+/// `work`, or a connection error (transient) when it takes over `limit`.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(Error::connection(
+            format!("{what} got no answer"),
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing from the server for {}s", limit.as_secs()),
+            ),
+        ))
+    })
 }
 
 /// Hands one decoded event to the handler, as [`Link::admit`] decides.

@@ -90,6 +90,7 @@ impl ReplicationConn {
                     .await
                     .map_err(other)?;
                 tcp.set_nodelay(true).map_err(other)?;
+                params.keepalives.apply(&tcp).map_err(other)?;
                 match tls::negotiate(tcp, params, transport).await? {
                     Negotiated::Plain(tcp) => (Box::new(tcp), None),
                     Negotiated::Tls(s, info) => (s, Some(info)),

@@ -22,8 +22,14 @@
 //! the slot and the marker behind; [`check`] then refuses every later run
 //! (exit 2) until `--drop-slot` drops both ([`drop_marker`]). It cannot be
 //! resumed: the exported snapshot died with its connection.
+//!
+//! Under systemd the snapshot runs before `READY=1`, so it extends the
+//! start timeout (`EXTEND_TIMEOUT_USEC=`, with progress in `STATUS=`) when
+//! it begins, when the copy begins and with every progress line, also while
+//! a slow handler holds the copy up.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::mem;
 use std::pin::pin;
@@ -48,11 +54,14 @@ use crate::handler::{into_error, Completion, Handler};
 use crate::pipeline::SESSION_SETTINGS;
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
+use crate::systemd::{Notifier, EXTEND_BY};
 
 /// Copy tasks hand their rows over in chunks of about this size.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// How often a progress line is logged while the copy runs.
+/// How often a progress line is logged (and systemd's start timeout
+/// extended) while the snapshot runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+const _: () = assert!(EXTEND_BY.as_secs() >= 4 * PROGRESS_EVERY.as_secs());
 /// Longest slot name PostgreSQL accepts (NAMEDATALEN - 1).
 const MAX_SLOT_NAME: usize = 63;
 const MARKER_SUFFIX: &str = "_pgstream_snapshot";
@@ -146,6 +155,7 @@ pub(crate) async fn drop_marker(repl: &mut ReplicationConn, slot: &str) -> Resul
 /// Creates the slot exporting a snapshot, hands every row of the streamed
 /// tables to the handler as `read` events, waits until it has completed
 /// them, and returns the slot's consistent point (where streaming starts).
+/// `notifier` hears of the progress (see the module's doc).
 pub(crate) async fn take<H: Handler>(
     config: &Config,
     server: &ConnParams,
@@ -153,7 +163,9 @@ pub(crate) async fn take<H: Handler>(
     repl: &mut ReplicationConn,
     plugin: Plugin,
     handler: &mut H,
+    notifier: &Notifier,
 ) -> Result<Lsn> {
+    let mut progress = Progress::new(notifier);
     // A temporary slot vanishes with the connection: nothing to mark.
     let marker = (!config.temporary_slot).then(|| marker_name(&config.slot));
     if let Some(m) = &marker {
@@ -177,7 +189,8 @@ pub(crate) async fn take<H: Handler>(
         config.new_slot(true),
         repl.server_version,
     );
-    let rows = match repl.simple_query(&sql).await {
+    // The slot waits for the transactions running at its creation to end.
+    let rows = match ticking(&mut progress, repl.simple_query(&sql)).await {
         Ok(rows) => rows,
         Err(e) => {
             unfinished.done = true;
@@ -206,7 +219,7 @@ pub(crate) async fn take<H: Handler>(
     settings.extend_from_slice(NO_TIMEOUTS);
     let pool = pool::new(server, config.pool_size, settings)?;
     let name: Arc<str> = name.into();
-    let tables = {
+    let listing = async {
         let conn = pool::get(&pool).await?;
         begin(&conn, &name).await?;
         let tables = tables::list(&conn, config, plugin).await?;
@@ -214,9 +227,10 @@ pub(crate) async fn take<H: Handler>(
             .batch_execute("COMMIT")
             .await
             .map_err(|e| pg_error(e, "listing tables".into()))?;
-        tables
+        Ok::<_, Error>(tables)
     };
-    let mut progress = Progress::new(&tables);
+    let tables = ticking(&mut progress, listing).await?;
+    progress.copying(&tables);
     info!(
         "snapshot: copying {} tables (about {} rows) over {} connections",
         tables.len(),
@@ -291,7 +305,7 @@ async fn copy<H: Handler>(
     tables: Arc<[Table]>,
     point: Lsn,
     handler: &mut H,
-    progress: &mut Progress,
+    progress: &mut Progress<'_>,
 ) -> Result<()> {
     let workers_wanted = config.pool_size.min(tables.len());
     let queue = Arc::new(Mutex::new((0..tables.len()).collect::<VecDeque<_>>()));
@@ -312,7 +326,6 @@ async fn copy<H: Handler>(
     }
     drop(tx);
     let mut parser = CopyRow::default();
-    let mut report_at = Instant::now() + PROGRESS_EVERY;
     loop {
         tokio::select! {
             biased;
@@ -325,7 +338,8 @@ async fn copy<H: Handler>(
             piece = rx.recv() => match piece {
                 Some(Piece::Rows { table, bytes, rows }) => {
                     progress.rows += rows;
-                    deliver(&tables[table], &bytes, point, &mut parser, handler).await?;
+                    let delivered = deliver(&tables[table], &bytes, point, &mut parser, handler);
+                    ticking(progress, delivered).await?;
                 }
                 Some(Piece::Done { table, rows }) => {
                     progress.tables_done += 1;
@@ -334,10 +348,7 @@ async fn copy<H: Handler>(
                 }
                 None => break,
             },
-            _ = sleep_until(report_at) => {
-                info!("{}", progress.report());
-                report_at = Instant::now() + PROGRESS_EVERY;
-            }
+            _ = sleep_until(progress.due) => progress.tick(),
         }
     }
     while let Some(joined) = workers.join_next().await {
@@ -348,11 +359,15 @@ async fn copy<H: Handler>(
     let mut end = Event::new(Op::Commit);
     end.snapshot_lsn = Some(point);
     let completions = [
-        handler.commit(&end).await.map_err(into_error)?,
-        handler.flush().await.map_err(into_error)?,
+        ticking(progress, handler.commit(&end))
+            .await
+            .map_err(into_error)?,
+        ticking(progress, handler.flush())
+            .await
+            .map_err(into_error)?,
     ];
     for work in completions.into_iter().filter_map(Completion::into_future) {
-        work.await.map_err(into_error)?;
+        ticking(progress, work).await.map_err(into_error)?;
     }
     Ok(())
 }
@@ -510,8 +525,27 @@ fn explain_marker(e: Error, marker: &str) -> Error {
     }
 }
 
-/// Counters for the progress lines.
-struct Progress {
+/// Awaits `work`, keeping the progress lines and systemd's start timeout
+/// going meanwhile (a slow handler or a slot waiting for old transactions
+/// must not get the service killed).
+async fn ticking<T>(progress: &mut Progress<'_>, work: impl Future<Output = T>) -> T {
+    let mut work = pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut work => return done,
+            _ = sleep_until(progress.due) => progress.tick(),
+        }
+    }
+}
+
+/// Counters for the progress lines, and their systemd notifications.
+struct Progress<'n> {
+    notifier: &'n Notifier,
+    /// When the next progress line (and timeout extension) is due.
+    due: Instant,
+    /// Whether the tables are known and being copied.
+    copying: bool,
     tables: usize,
     tables_done: usize,
     rows: u64,
@@ -521,17 +555,45 @@ struct Progress {
     last: (Instant, u64),
 }
 
-impl Progress {
-    fn new(tables: &[Table]) -> Progress {
+impl<'n> Progress<'n> {
+    /// Before the slot exists; extends the start timeout at once.
+    fn new(notifier: &'n Notifier) -> Progress<'n> {
         let now = Instant::now();
+        notifier.extend("snapshot: creating the slot");
         Progress {
-            tables: tables.len(),
+            notifier,
+            due: now + PROGRESS_EVERY,
+            copying: false,
+            tables: 0,
             tables_done: 0,
             rows: 0,
-            estimate: tables.iter().map(|t| t.rows_estimate.max(0.0) as u64).sum(),
+            estimate: 0,
             started: now,
             last: (now, 0),
         }
+    }
+
+    /// The copy of `tables` begins; extends the start timeout at once.
+    fn copying(&mut self, tables: &[Table]) {
+        let now = Instant::now();
+        self.copying = true;
+        self.tables = tables.len();
+        self.estimate = tables.iter().map(|t| t.rows_estimate.max(0.0) as u64).sum();
+        (self.started, self.last) = (now, (now, 0));
+        let status = self.report();
+        self.notifier.extend(&status);
+    }
+
+    /// A progress line while copying, and a timeout extension either way.
+    fn tick(&mut self) {
+        if self.copying {
+            let status = self.report();
+            info!("{status}");
+            self.notifier.extend(&status);
+        } else {
+            self.notifier.extend("snapshot: creating the slot");
+        }
+        self.due = Instant::now() + PROGRESS_EVERY;
     }
 
     /// Progress since the previous line.

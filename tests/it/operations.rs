@@ -1,13 +1,22 @@
 //! Running as a service: the systemd notification protocol, progress lines
 //! on stderr, journald log prefixes.
 
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{vec_of, Cluster, Proc, TIMEOUT};
+use crate::harness::{command, vec_of, Cluster, Proc, TIMEOUT};
 
 /// Collects datagrams until `until` is seen (or the timeout passes).
 fn collect(sock: &UnixDatagram, until: &str) -> Vec<String> {
+    collect_until(sock, |msg| msg.lines().any(|l| l == until))
+}
+
+/// Collects datagrams until `done` holds for one (or the timeout passes).
+fn collect_until(sock: &UnixDatagram, mut done: impl FnMut(&str) -> bool) -> Vec<String> {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let deadline = Instant::now() + TIMEOUT;
@@ -16,9 +25,9 @@ fn collect(sock: &UnixDatagram, until: &str) -> Vec<String> {
     while Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let done = msg.lines().any(|l| l == until);
+            let last = done(&msg);
             got.push(msg);
-            if done {
+            if last {
                 break;
             }
         }
@@ -26,18 +35,20 @@ fn collect(sock: &UnixDatagram, until: &str) -> Vec<String> {
     got
 }
 
+/// A bound `NOTIFY_SOCKET` in a directory of its own (removed by the caller).
+fn notify_socket(name: &str) -> (PathBuf, PathBuf, UnixDatagram) {
+    let dir = std::env::temp_dir().join(format!("pgstream-notify-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    (dir, path, sock)
+}
+
 #[test]
 fn systemd_ready_watchdog_status_stopping_in_order() {
     let db = Cluster::shared().new_db("ops");
     db.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p FOR TABLE t");
-    let dir = std::env::temp_dir().join(format!(
-        "pgstream-notify-{}-{}",
-        std::process::id(),
-        db.name
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("notify");
-    let sock = UnixDatagram::bind(&path).unwrap();
+    let (dir, path, sock) = notify_socket(&db.name);
     let slot = format!("{}_sd", db.name);
     let mut args = db.stream_args(&slot, "p");
     args.extend(vec_of(&["-s", "1"]));
@@ -75,6 +86,108 @@ fn systemd_ready_watchdog_status_stopping_in_order() {
         all.iter().any(|m| m.contains("acknowledged")),
         "a STATUS= line names the acknowledged position: {all:?}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A child killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The microseconds of an `EXTEND_TIMEOUT_USEC=` line, if `msg` has one.
+fn extension(msg: &str) -> Option<u64> {
+    msg.lines()
+        .find_map(|l| l.strip_prefix("EXTEND_TIMEOUT_USEC="))
+        .map(|v| v.parse().expect("EXTEND_TIMEOUT_USEC is a number"))
+}
+
+/// Issue "never a silent gap", item 9: the start timeout must not kill a
+/// long --snapshot. Its stdout is held unread, so the copy stalls on the
+/// writer: the extensions go on all the same, with progress, before READY=1.
+#[test]
+fn systemd_start_timeout_is_extended_while_a_snapshot_copies() {
+    let db = Cluster::shared().new_db("ops");
+    let rows = 100_000;
+    db.sql(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v text); \
+         INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, {rows}) i; \
+         CREATE PUBLICATION p FOR TABLE big"
+    ));
+    let (dir, path, sock) = notify_socket(&db.name);
+    let slot = format!("{}_sx", db.name);
+    let mut args = db.stream_args(&slot, "p");
+    args.push("--snapshot".into());
+    let mut cmd = command(&args, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Killed(cmd.spawn().expect("spawn pgstream"));
+    let stdout = child.0.stdout.take().unwrap();
+    let mut stderr = child.0.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    // Three extensions: the start, the start of the copy, then one from the
+    // periodic progress while the unread stdout holds the copy up.
+    let mut extensions = 0;
+    let held = collect_until(&sock, |msg| {
+        extensions += usize::from(extension(msg).is_some());
+        extensions == 3 || msg.contains("READY=1")
+    });
+    assert_eq!(
+        extensions, 3,
+        "three EXTEND_TIMEOUT_USEC= while held: {held:?}"
+    );
+    assert!(!held.iter().any(|m| m.contains("READY=1")), "{held:?}");
+    for msg in &held {
+        let us = extension(msg).unwrap_or_else(|| panic!("only extensions: {held:?}"));
+        assert!(
+            us >= 10_000_000,
+            "an extension reaching past the next one: {msg}"
+        );
+        assert!(msg.contains("\nSTATUS=snapshot: "), "{msg}");
+    }
+    let progress = held[2].rsplit("STATUS=").next().unwrap();
+    assert!(progress.starts_with("snapshot: 0/1 tables, "), "{held:?}");
+    let copied: u64 = progress["snapshot: 0/1 tables, ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("rows in {progress:?}"));
+    assert!(copied > 0 && copied < rows, "rows so far: {progress}");
+
+    // Reading the output lets the snapshot finish; then READY=1.
+    let reader = thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with(r#"{"op":"read""#))
+            .count()
+    });
+    let rest = collect(&sock, "READY=1");
+    assert!(
+        rest.last().is_some_and(|m| m.contains("READY=1")),
+        "READY=1 once the snapshot is done: {rest:?}"
+    );
+    let pid = child.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let read = reader.join().unwrap();
+    let status = child.0.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(read, rows as usize, "every row once: {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
