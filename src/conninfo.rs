@@ -56,7 +56,7 @@ pub(crate) enum ConnInfoError {
     #[error("unsupported environment variable {0} ({1}): {2}; unset it")]
     UnsupportedEnv(&'static str, String, &'static str),
     /// `channel_binding=require` where TLS is never used.
-    #[error("channel_binding=require needs TLS, but {0}; use sslmode=require or a TCP host")]
+    #[error("channel_binding=require needs TLS, but {0}")]
     BindingWithoutTls(&'static str),
     /// A conninfo key not followed by `=`.
     #[error("missing \"=\" after \"{0}\" in connection info string")]
@@ -391,11 +391,13 @@ impl ConnParams {
         if channel_binding == ChannelBinding::Require {
             if host.starts_with('/') {
                 return Err(ConnInfoError::BindingWithoutTls(
-                    "unix sockets never use it",
+                    "unix sockets never use it; give a TCP host",
                 ));
             }
             if sslmode == SslMode::Disable {
-                return Err(ConnInfoError::BindingWithoutTls("sslmode is disable"));
+                return Err(ConnInfoError::BindingWithoutTls(
+                    "sslmode is disable; use sslmode=require or stronger",
+                ));
             }
         }
         let app = o
