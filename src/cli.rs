@@ -4,14 +4,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 use pgstream::{parse_lsn, Config, ConnArgs, EndLsn, Error, Plugin, Result};
 
 const AFTER_HELP: &str = "\
 Environment:
-  PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGPASSFILE PGSSLMODE PGSSLROOTCERT
-  PGSSLCERT PGSSLKEY PGAPPNAME PGCONNECT_TIMEOUT are honoured as by psql; flags
-  win over them. PGSTREAM_SLOT sets --slot. RUST_LOG sets the log filter.
+  Every flag also reads PGSTREAM_<FLAG>, upper case with '-' as '_'
+  (PGSTREAM_SLOT, PGSTREAM_PUBLICATION=a,b, PGSTREAM_INCLUDE_TX=1, ...; booleans
+  take 1/true/yes/on or 0/false/no/off). The flag wins; an empty variable is
+  unset. Below both, PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGPASSFILE
+  PGSSLMODE PGSSLROOTCERT PGSSLCERT PGSSLKEY PGAPPNAME PGCONNECT_TIMEOUT
+  PGCHANNELBINDING are honoured as by psql; other libpq variables that
+  pgstream does not implement (PGSERVICE, PGREQUIREAUTH, PGSSLCRL, ...) are
+  refused. RUST_LOG sets the log filter.
 
 Output:
   One JSON object per line on stdout (or --file): op, schema, table, lsn, xid,
@@ -21,6 +27,7 @@ Exit status:
   0 clean stop (signal, --end-lsn, --max-changes, reader gone)
   1 runtime failure (connection lost with --no-loop, server error)
   2 usage or configuration error
+  130/143 a second SIGINT/SIGTERM (128 + its number)
 
 Examples:
   pgstream --slot app --publication app_pub | jq .
@@ -41,30 +48,70 @@ pub struct Cli {
         short = 'd',
         long = "dbname",
         value_name = "CONNINFO",
-        help_heading = "Connection"
+        help_heading = "Connection",
+        env = "PGSTREAM_DBNAME",
+        hide_env_values = true
     )]
     pub dbname: Option<String>,
     /// Server host, or a unix-socket directory when it starts with '/'
-    #[arg(short = 'h', long, value_name = "HOST", help_heading = "Connection")]
+    #[arg(
+        short = 'h',
+        long,
+        value_name = "HOST",
+        help_heading = "Connection",
+        env = "PGSTREAM_HOST"
+    )]
     pub host: Option<String>,
     /// Server port [default: 5432]
-    #[arg(short = 'p', long, value_name = "PORT", help_heading = "Connection")]
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PORT",
+        help_heading = "Connection",
+        env = "PGSTREAM_PORT"
+    )]
     pub port: Option<String>,
     /// User name [default: the OS user]
-    #[arg(short = 'U', long, value_name = "NAME", help_heading = "Connection")]
+    #[arg(
+        short = 'U',
+        long,
+        value_name = "NAME",
+        help_heading = "Connection",
+        env = "PGSTREAM_USERNAME"
+    )]
     pub username: Option<String>,
 
     /// TLS: disable, allow, prefer, require, verify-ca, verify-full [default: prefer]
-    #[arg(long, value_name = "MODE", help_heading = "Connection")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        help_heading = "Connection",
+        env = "PGSTREAM_SSLMODE"
+    )]
     pub sslmode: Option<String>,
     /// TLS: CA certificates to verify the server with ('system': the OS store)
-    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Connection",
+        env = "PGSTREAM_SSLROOTCERT"
+    )]
     pub sslrootcert: Option<String>,
     /// TLS: client certificate, for cert authentication
-    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Connection",
+        env = "PGSTREAM_SSLCERT"
+    )]
     pub sslcert: Option<String>,
     /// TLS: the client certificate's private key
-    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Connection",
+        env = "PGSTREAM_SSLKEY"
+    )]
     pub sslkey: Option<String>,
 
     /// Replication slot to stream from (required)
@@ -77,60 +124,77 @@ pub struct Cli {
     )]
     pub slot: Option<String>,
     /// Output plugin for a new slot; an existing slot's plugin is read from the server
-    #[arg(short = 'P', long, value_name = "PLUGIN", value_parser = ["pgoutput", "wal2json"], help_heading = "Slot")]
+    #[arg(short = 'P', long, value_name = "PLUGIN", value_parser = ["pgoutput", "wal2json"], help_heading = "Slot", env = "PGSTREAM_PLUGIN")]
     pub plugin: Option<String>,
     /// Publication(s) to stream; repeatable or comma-separated (required with pgoutput)
-    #[arg(long = "publication", value_name = "NAME", value_delimiter = ',', action = ArgAction::Append, help_heading = "Slot")]
+    #[arg(long = "publication", value_name = "NAME", value_delimiter = ',', action = ArgAction::Append, help_heading = "Slot", env = "PGSTREAM_PUBLICATION")]
     pub publications: Vec<String>,
-    /// Create the slot if it is missing (the default)
+    /// Create the slot if it is missing (the default) [env: PGSTREAM_CREATE_SLOT]
+    // The pair's variables are read in `config`: clap would take a variable
+    // for a flag given on the command line and refuse the pair.
     #[arg(long, overrides_with = "no_create_slot", help_heading = "Slot")]
     pub create_slot: bool,
-    /// Fail if the slot is missing instead of creating it
+    /// Fail if the slot is missing instead of creating it [env: PGSTREAM_NO_CREATE_SLOT]
     #[arg(long, overrides_with = "create_slot", help_heading = "Slot")]
     pub no_create_slot: bool,
     /// Make a created slot temporary (dropped on disconnect)
-    #[arg(long, help_heading = "Slot")]
+    #[arg(long, help_heading = "Slot", env = "PGSTREAM_TEMPORARY_SLOT", value_parser = BoolishValueParser::new())]
     pub temporary_slot: bool,
     /// Drop the slot and exit
-    #[arg(long, help_heading = "Slot")]
+    #[arg(long, help_heading = "Slot", env = "PGSTREAM_DROP_SLOT", value_parser = BoolishValueParser::new())]
     pub drop_slot: bool,
     /// When this run creates the slot, first emit every existing row of the
     /// streamed tables as read events, then stream from the slot's start
-    #[arg(long, help_heading = "Slot")]
+    #[arg(long, help_heading = "Slot", env = "PGSTREAM_SNAPSHOT", value_parser = BoolishValueParser::new())]
     pub snapshot: bool,
     /// Connections for the snapshot's parallel copy and catalog queries
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Slot")]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Slot", env = "PGSTREAM_POOL_SIZE")]
     pub pool_size: u32,
 
     /// Start position [default: the slot's confirmed position]
-    #[arg(long, value_name = "LSN", help_heading = "Stream")]
+    #[arg(
+        long,
+        value_name = "LSN",
+        help_heading = "Stream",
+        env = "PGSTREAM_START_LSN"
+    )]
     pub start_lsn: Option<String>,
     /// Exit 0 once every transaction committed at or before LSN is written;
     /// 'now' means the server's WAL position at connect time
-    #[arg(long, value_name = "LSN|now", help_heading = "Stream")]
+    #[arg(
+        long,
+        value_name = "LSN|now",
+        help_heading = "Stream",
+        env = "PGSTREAM_END_LSN"
+    )]
     pub end_lsn: Option<String>,
     /// Exit 0 at the end of the transaction holding the N-th change
-    #[arg(long, value_name = "N", help_heading = "Stream")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Stream",
+        env = "PGSTREAM_MAX_CHANGES"
+    )]
     pub max_changes: Option<u64>,
     /// Stream only tables matching schema.table (`*` wildcards; repeatable)
-    #[arg(long = "table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream")]
+    #[arg(long = "table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream", env = "PGSTREAM_TABLE")]
     pub tables: Vec<String>,
     /// Skip tables matching schema.table (`*` wildcards; repeatable)
-    #[arg(long = "exclude-table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream")]
+    #[arg(long = "exclude-table", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Stream", env = "PGSTREAM_EXCLUDE_TABLE")]
     pub exclude_tables: Vec<String>,
     /// Also emit begin and commit events
-    #[arg(long, help_heading = "Stream")]
+    #[arg(long, help_heading = "Stream", env = "PGSTREAM_INCLUDE_TX", value_parser = BoolishValueParser::new())]
     pub include_tx: bool,
     /// Also emit relation events: a table's columns, types and key, when
     /// first seen and after each schema change (pgoutput)
-    #[arg(long, help_heading = "Stream")]
+    #[arg(long, help_heading = "Stream", env = "PGSTREAM_INCLUDE_SCHEMA", value_parser = BoolishValueParser::new())]
     pub include_schema: bool,
     /// Also emit message events (pg_logical_emit_message)
-    #[arg(long, help_heading = "Stream")]
+    #[arg(long, help_heading = "Stream", env = "PGSTREAM_INCLUDE_MESSAGES", value_parser = BoolishValueParser::new())]
     pub include_messages: bool,
     /// Stream large transactions while in progress ("streamed":true; they may
     /// still abort: see stream_abort). pgoutput, PostgreSQL 14+
-    #[arg(long, help_heading = "Stream")]
+    #[arg(long, help_heading = "Stream", env = "PGSTREAM_STREAMING", value_parser = BoolishValueParser::new())]
     pub streaming: bool,
     /// Decode prepared transactions at PREPARE TRANSACTION: changes with
     /// "gid", then prepare, later commit_prepared or rollback_prepared.
@@ -145,14 +209,20 @@ pub struct Cli {
     /// Which changes to stream by origin: 'any', or 'none' to skip changes
     /// that other replication applied here (bidirectional setups).
     /// pgoutput, PostgreSQL 16+ [default: any]
-    #[arg(long, value_name = "ORIGIN", value_parser = ["any", "none"], help_heading = "Stream")]
+    #[arg(long, value_name = "ORIGIN", value_parser = ["any", "none"], help_heading = "Stream", env = "PGSTREAM_ORIGIN")]
     pub origin: Option<String>,
     /// pgoutput protocol version [default: the highest both sides support]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream", env = "PGSTREAM_PROTO_VERSION")]
     pub proto_version: Option<u32>,
 
     /// Append to PATH instead of stdout, fsynced before acknowledging
-    #[arg(short = 'f', long, value_name = "PATH", help_heading = "Output")]
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "PATH",
+        help_heading = "Output",
+        env = "PGSTREAM_FILE"
+    )]
     pub file: Option<PathBuf>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
@@ -160,7 +230,8 @@ pub struct Cli {
         long,
         value_name = "SECS",
         default_value_t = 10,
-        help_heading = "Output"
+        help_heading = "Output",
+        env = "PGSTREAM_STATUS_INTERVAL"
     )]
     pub status_interval: u64,
     /// Seconds between progress lines on stderr (0 = off; SIGUSR1 asks for one)
@@ -168,17 +239,18 @@ pub struct Cli {
         long,
         value_name = "SECS",
         default_value_t = 0,
-        help_heading = "Output"
+        help_heading = "Output",
+        env = "PGSTREAM_STATS_INTERVAL"
     )]
     pub stats_interval: u64,
     /// On a lost connection exit 1 instead of reconnecting
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, help_heading = "Output", env = "PGSTREAM_NO_LOOP", value_parser = BoolishValueParser::new())]
     pub no_loop: bool,
     /// More log output on stderr (repeat for more)
-    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging")]
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging", env = "PGSTREAM_VERBOSE")]
     pub verbose: u8,
     /// Only errors on stderr
-    #[arg(short = 'q', long, help_heading = "Logging")]
+    #[arg(short = 'q', long, help_heading = "Logging", env = "PGSTREAM_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// Print help
@@ -246,7 +318,7 @@ impl Cli {
         }
         config.plugin = self.plugin.as_deref().and_then(Plugin::from_name);
         config.publications = publications;
-        config.create_slot = !self.no_create_slot;
+        config.create_slot = self.create_slot(env)?;
         config.temporary_slot = self.temporary_slot;
         config.drop_slot = self.drop_slot;
         config.snapshot = self.snapshot;
@@ -267,6 +339,59 @@ impl Cli {
         config.no_loop = self.no_loop;
         config.validate()?;
         Ok(config)
+    }
+}
+
+impl Cli {
+    /// `--create-slot` / `--no-create-slot`, else their variables (at most
+    /// one of them true), else create.
+    fn create_slot(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<bool> {
+        if self.create_slot || self.no_create_slot {
+            return Ok(!self.no_create_slot);
+        }
+        let var = |name: &str| {
+            let value = env(name).filter(|v| !v.is_empty());
+            value
+                .map(|v| {
+                    boolish(&v).ok_or_else(|| {
+                        Error::usage(format!(
+                            "invalid {name} \"{v}\"; expected 1/true/yes/on or 0/false/no/off"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        match (
+            var("PGSTREAM_CREATE_SLOT")?,
+            var("PGSTREAM_NO_CREATE_SLOT")?,
+        ) {
+            (Some(true), Some(true)) => Err(Error::usage(
+                "PGSTREAM_CREATE_SLOT and PGSTREAM_NO_CREATE_SLOT contradict each other; unset one",
+            )),
+            (_, Some(true)) | (Some(false), _) => Ok(false),
+            _ => Ok(true),
+        }
+    }
+}
+
+/// clap's `BoolishValueParser` words, for variables read outside clap.
+fn boolish(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "y" | "yes" | "t" | "true" | "on" => Some(true),
+        "0" | "n" | "no" | "f" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Removes empty `PGSTREAM_*` variables before parsing: an empty one counts
+/// as unset, as libpq treats an empty `PG*` variable (a unit file's
+/// `Environment=PGSTREAM_FILE=` must not mean `--file ''`). Call it while
+/// the process has one thread.
+pub fn unset_empty_env() {
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.to_string_lossy().starts_with("PGSTREAM_") {
+            std::env::remove_var(name);
+        }
     }
 }
 
@@ -344,6 +469,30 @@ mod tests {
                 text.contains("pgstream") && text.contains("publication"),
                 "{args:?}"
             );
+        }
+    }
+
+    #[test]
+    fn create_slot_variables_yield_to_the_flags() {
+        let with = |args: &[&str], vars: &[(&str, &str)]| {
+            parse(args).create_slot(&|k| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let no = ("PGSTREAM_NO_CREATE_SLOT", "Yes");
+        assert!(with(&[], &[]).unwrap());
+        assert!(with(&[], &[("PGSTREAM_NO_CREATE_SLOT", "")]).unwrap());
+        assert!(!with(&[], &[no]).unwrap());
+        assert!(!with(&[], &[("PGSTREAM_CREATE_SLOT", "off")]).unwrap());
+        assert!(with(&["--create-slot"], &[no]).unwrap());
+        assert!(!with(&["--no-create-slot"], &[("PGSTREAM_CREATE_SLOT", "1")]).unwrap());
+        for bad in [
+            &[("PGSTREAM_CREATE_SLOT", "maybe")][..],
+            &[("PGSTREAM_CREATE_SLOT", "on"), no],
+        ] {
+            assert_eq!(with(&[], bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
     }
 

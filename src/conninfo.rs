@@ -11,8 +11,9 @@
 //! then looks the password up in the password file (`passfile`, `PGPASSFILE`
 //! or `~/.pgpass`) when none was given, per host. Host lists (`host=a,b
 //! port=1,2`, `postgresql://a:1,b:2/db`) with `target_session_attrs` and
-//! `load_balance_hosts` are parsed in [`hosts`]. Passwords never appear in
-//! `Debug`, `Display` or errors.
+//! `load_balance_hosts` are parsed in [`hosts`]. A libpq setting pgstream
+//! does not implement is refused wherever it comes from (`values.rs`).
+//! Passwords never appear in `Debug`, `Display` or errors.
 
 mod hosts;
 
@@ -27,6 +28,8 @@ use std::time::Duration;
 
 mod keepalive;
 pub(crate) use keepalive::Keepalives;
+mod values;
+pub(crate) use values::ChannelBinding;
 
 /// Application name reported to the server unless one is configured.
 pub(crate) const DEFAULT_APPLICATION_NAME: &str = "pgstream";
@@ -34,15 +37,16 @@ pub(crate) const DEFAULT_APPLICATION_NAME: &str = "pgstream";
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 const DEFAULT_PORT: u16 = 5432;
 
-/// Options accepted for libpq compatibility but without effect here.
+/// Options accepted for libpq compatibility but without effect here, with a
+/// value that [`values::refusal`] finds harmless.
 const IGNORED: &str = "options client_encoding gssencmode gsslib \
-    gssdelegation krbsrvname sslcompression sslsni channel_binding sslcertmode sslnegotiation \
+    gssdelegation krbsrvname sslcompression sslsni sslcertmode sslnegotiation \
     ssl_min_protocol_version ssl_max_protocol_version min_protocol_version max_protocol_version \
     replication";
 /// Real libpq options whose meaning (mostly security checks) we cannot honour:
 /// silently ignoring them would be worse than refusing.
-const UNSUPPORTED: &str =
-    "service requirepeer require_auth sslcrl sslcrldir sslpassword sslkeylogfile";
+const UNSUPPORTED: &str = "service servicefile requirepeer require_auth requiressl sslcrl \
+    sslcrldir sslpassword sslkeylogfile oauth_issuer oauth_client_id oauth_client_secret oauth_scope";
 
 /// A bad connection setting. Messages are one terse lowercase line and never
 /// contain a password.
@@ -51,9 +55,15 @@ pub(crate) enum ConnInfoError {
     /// A key that libpq does not know.
     #[error("invalid connection option \"{0}\"")]
     InvalidOption(String),
-    /// A libpq option (or value) that pgstream cannot honour.
-    #[error("unsupported connection option \"{0}\"")]
-    Unsupported(String),
+    /// A libpq option (or value) that pgstream cannot honour, and why.
+    #[error("unsupported connection option \"{0}\": {1}; remove it")]
+    Unsupported(String, &'static str),
+    /// The same from its environment variable: the variable, the option, why.
+    #[error("unsupported environment variable {0} ({1}): {2}; unset it")]
+    UnsupportedEnv(&'static str, String, &'static str),
+    /// `channel_binding=require` where TLS is never used.
+    #[error("channel_binding=require needs TLS, but {0}")]
+    BindingWithoutTls(&'static str),
     /// A conninfo key not followed by `=`.
     #[error("missing \"=\" after \"{0}\" in connection info string")]
     MissingEquals(String),
@@ -236,6 +246,8 @@ pub(crate) struct ConnParams {
     pub sslkey: Option<String>,
     /// TCP keepalives and `tcp_user_timeout` (not for unix sockets).
     pub keepalives: Keepalives,
+    /// SCRAM channel binding policy, for both connections.
+    pub channel_binding: ChannelBinding,
 }
 
 impl fmt::Debug for ConnParams {
@@ -256,6 +268,7 @@ impl fmt::Debug for ConnParams {
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
             .field("keepalives", &self.keepalives)
+            .field("channel_binding", &self.channel_binding)
             .finish()
     }
 }
@@ -337,12 +350,22 @@ impl ConnParams {
         }
         let mut o = given.or(flags).or(Opts::from_env(env)?);
 
+        // hostaddr is taken as the host; libpq would connect to it but check
+        // certificates and .pgpass against a different host.
+        let host_list = match (o.take("host"), o.take("hostaddr")) {
+            (Some(h), Some(a)) if h != a => {
+                return Err(ConnInfoError::Unsupported(
+                    "hostaddr".into(),
+                    "pgstream does not implement it together with a different host",
+                ))
+            }
+            (h, a) => h.or(a).unwrap_or_default(),
+        };
         let default_host = if socket_dir_exists {
             DEFAULT_SOCKET_DIR
         } else {
             "localhost"
         };
-        let host_list = o.take("host").unwrap_or_default();
         let hosts = hosts::endpoints(
             &host_list,
             o.take("port").as_deref(),
@@ -393,6 +416,23 @@ impl ConnParams {
                     .to_string()
             })
         };
+        let channel_binding: ChannelBinding = o
+            .take("channel_binding")
+            .map(|b| b.parse())
+            .transpose()?
+            .unwrap_or_default();
+        if channel_binding == ChannelBinding::Require {
+            if hosts.iter().any(|h| h.host.starts_with('/')) {
+                return Err(ConnInfoError::BindingWithoutTls(
+                    "unix sockets never use it; give a TCP host",
+                ));
+            }
+            if sslmode == SslMode::Disable {
+                return Err(ConnInfoError::BindingWithoutTls(
+                    "sslmode is disable; use sslmode=require or stronger",
+                ));
+            }
+        }
         let app = o
             .take("application_name")
             .or(o.take("fallback_application_name"));
@@ -413,6 +453,7 @@ impl ConnParams {
             sslcert: o.take("sslcert").or_else(|| home_file("postgresql.crt")),
             sslkey: o.take("sslkey").or_else(|| home_file("postgresql.key")),
             keepalives: Keepalives::take(&mut o)?,
+            channel_binding,
         };
         if params.password.is_none() {
             let home = || get(env, "HOME").map(|h| Path::new(&h).join(".pgpass"));
@@ -432,6 +473,12 @@ impl ConnParams {
             p.password = p.passfile_password();
         }
         p
+    }
+
+    /// Whether there is a choice to make: several hosts, or a kind of
+    /// server to insist on.
+    pub(crate) fn has_choice(&self) -> bool {
+        self.hosts.len() > 1 || self.target_session_attrs != SessionAttrs::Any
     }
 
     /// The host list in the order to try it this time.
@@ -472,7 +519,8 @@ impl ConnParams {
         c.port(self.port)
             .user(&self.user)
             .dbname(&self.dbname)
-            .application_name(&self.application_name);
+            .application_name(&self.application_name)
+            .channel_binding(self.channel_binding.to_tokio());
         if let Some(p) = &self.password {
             c.password(p);
         }
@@ -565,10 +613,10 @@ fn is_conninfo(s: &str) -> bool {
 }
 
 /// The libpq keywords pgstream acts on.
-const KEYS: &str = "host port user dbname password application_name fallback_application_name \
-    connect_timeout sslmode sslrootcert sslcert sslkey passfile target_session_attrs \
-    load_balance_hosts keepalives keepalives_idle keepalives_interval keepalives_count \
-    tcp_user_timeout";
+const KEYS: &str = "host hostaddr port user dbname password application_name \
+    fallback_application_name connect_timeout sslmode sslrootcert sslcert sslkey passfile \
+    channel_binding target_session_attrs load_balance_hosts keepalives keepalives_idle \
+    keepalives_interval keepalives_count tcp_user_timeout";
 /// Environment variables and the keyword each one sets.
 const ENV_VARS: &str = "PGHOST=host PGPORT=port PGUSER=user PGDATABASE=dbname PGPASSWORD=password \
     PGPASSFILE=passfile PGAPPNAME=application_name PGCONNECT_TIMEOUT=connect_timeout \
@@ -581,20 +629,41 @@ const ENV_VARS: &str = "PGHOST=host PGPORT=port PGUSER=user PGDATABASE=dbname PG
 struct Opts(HashMap<&'static str, String>);
 
 impl Opts {
+    /// The `PG*` variables; one for a setting pgstream does not implement is
+    /// refused, naming the variable.
     fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Opts, ConnInfoError> {
         let mut o = Opts::default();
         for (var, key) in ENV_VARS
             .split_whitespace()
+            .chain(values::CHECKED_ENV_VARS.split_whitespace())
             .filter_map(|p| p.split_once('='))
         {
-            o.set(key, env(var).unwrap_or_default())?;
+            let Some(value) = get(env, var) else {
+                continue;
+            };
+            o.set(key, value).map_err(|e| match e {
+                ConnInfoError::Unsupported(what, why) => {
+                    ConnInfoError::UnsupportedEnv(var, what, why)
+                }
+                e => e,
+            })?;
+        }
+        if let Some(var) = values::SESSION_ENV_VARS
+            .split_whitespace()
+            .find(|var| get(env, var).is_some())
+        {
+            let what = var.trim_start_matches("PG").to_lowercase();
+            return Err(ConnInfoError::UnsupportedEnv(
+                var,
+                what,
+                "pgstream pins its session settings",
+            ));
         }
         Ok(o)
     }
 
-    /// Stores one libpq keyword; `hostaddr` is taken as `host`.
+    /// Stores one libpq keyword.
     fn set(&mut self, key: &str, value: String) -> Result<(), ConnInfoError> {
-        let key = if key == "hostaddr" { "host" } else { key };
         let listed = |list: &str| list.split_whitespace().any(|k| k == key);
         if let Some(k) = KEYS.split_whitespace().find(|k| *k == key) {
             if value.is_empty() {
@@ -602,15 +671,17 @@ impl Opts {
             } else {
                 self.0.insert(k, value);
             }
-        } else if matches!(key, "channel_binding" | "gssencmode" | "sslcertmode")
-            && value == "require"
-        {
-            // Ignoring a demand, not a mere preference, would weaken security.
-            return Err(ConnInfoError::Unsupported(format!("{key}={value}")));
+        } else if let Some(why) = values::refusal(key, &value).filter(|_| !value.is_empty()) {
+            return Err(ConnInfoError::Unsupported(format!("{key}={value}"), why));
+        } else if listed(UNSUPPORTED) {
+            if !value.is_empty() {
+                return Err(ConnInfoError::Unsupported(
+                    key.to_string(),
+                    "pgstream does not implement it",
+                ));
+            }
         } else if listed(IGNORED) {
             log::debug!("ignoring connection option \"{key}\"");
-        } else if listed(UNSUPPORTED) {
-            return Err(ConnInfoError::Unsupported(key.to_string()));
         } else {
             return Err(ConnInfoError::InvalidOption(key.to_string()));
         }

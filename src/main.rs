@@ -1,6 +1,6 @@
 //! The `pgstream` binary: flags → logger → runtime → signals → run with
 //! the JSON Lines handler → exit code (0 clean stop, 1 runtime failure,
-//! 2 usage, 130 second signal).
+//! 2 usage, 128 + its number on a second SIGINT/SIGTERM).
 
 mod argv;
 mod cli;
@@ -17,6 +17,7 @@ use signal_hook_tokio::Signals;
 use tokio::sync::watch;
 
 fn main() -> ExitCode {
+    cli::unset_empty_env();
     let cli = Cli::parse();
     if let Some(command) = &cli.command {
         return match command.run(&mut std::io::stdout().lock()) {
@@ -71,8 +72,9 @@ fn main() -> ExitCode {
                 }
                 stops += 1;
                 if stops > 1 {
-                    // A second signal: the user wants out now.
-                    std::process::exit(130);
+                    // A second signal: the user wants out now, with the
+                    // shell's convention (130 for SIGINT, 143 for SIGTERM).
+                    std::process::exit(128 + signal);
                 }
                 let _ = stop_tx.send(true);
             }

@@ -27,7 +27,7 @@ mod binding;
 mod connector;
 mod postgres;
 
-pub(crate) use binding::{scram_choice, TlsInfo};
+pub(crate) use binding::{scram_choice, Binding, TlsInfo};
 pub(crate) use connector::Connector;
 pub(crate) use postgres::{tokio_tls_failure, MakeTls};
 

@@ -89,7 +89,7 @@ fn conninfo_strings() {
             ("hostaddr=10.0.0.1 application_name=''", "", "host=10.0.0.1 port=5432 user=alice dbname=alice"),
             ("fallback_application_name=fb", "", "port=5432 user=alice dbname=alice application_name=fb"),
             ("fallback_application_name=fb application_name=a", "", "port=5432 user=alice dbname=alice application_name=a"),
-            ("connect_timeout=1 options='-c x=y' keepalives=1", "", "port=5432 user=alice dbname=alice connect_timeout=2"),
+            ("connect_timeout=1 options='' keepalives=1", "", "port=5432 user=alice dbname=alice connect_timeout=2"),
             ("connect_timeout=-1 sslmode=verify-full", "", "port=5432 user=alice dbname=alice sslmode=verify-full"),
             ("sslrootcert=/ca sslcert=/c sslkey=/k", "", "port=5432 user=alice dbname=alice sslrootcert=/ca sslcert=/c sslkey=/k"),
         ]);
@@ -162,8 +162,8 @@ fn bad_input() {
     #[rustfmt::skip]
         let cases = [
             ("foo=1", r#"invalid connection option "foo""#),
-            ("service=x", r#"unsupported connection option "service""#),
-            ("channel_binding=require", r#"unsupported connection option "channel_binding=require""#),
+            ("service=x", r#"unsupported connection option "service": pgstream does not implement it; remove it"#),
+            ("channel_binding=sometimes", r#"invalid channel_binding "sometimes""#),
             ("port=abc", r#"invalid port "abc""#),
             ("port=0", r#"invalid port "0""#),
             ("port=70000", r#"invalid port "70000""#),
@@ -394,4 +394,96 @@ fn tokio_config() {
     assert_eq!(c.get_hosts(), [Host::Tcp("db.example".into())]);
     assert_eq!((c.get_password(), c.get_connect_timeout()), (None, None));
     assert_eq!(c.get_ssl_mode(), TokioSsl::Require);
+}
+
+#[test]
+fn settings_that_would_change_the_connection_are_refused() {
+    #[rustfmt::skip]
+    let refused = [
+        "options='-c search_path=x'", "client_encoding=LATIN1", "gssencmode=require",
+        "sslnegotiation=direct", "sslcertmode=disable", "sslcertmode=require", "sslsni=0",
+        "ssl_min_protocol_version=TLSv1.3", "ssl_max_protocol_version=TLSv1.2",
+        "min_protocol_version=3.2", "require_auth=scram-sha-256", "sslcrl=/crl", "sslcrldir=/d",
+        "requirepeer=postgres", "servicefile=/f", "postgresql://h/db?sslnegotiation=direct",
+    ];
+    for conninfo in refused {
+        let e = resolve(&d(conninfo), "").unwrap_err();
+        assert!(
+            matches!(e, ConnInfoError::Unsupported(..)),
+            "{conninfo}: {e:?}"
+        );
+        let key = conninfo.trim_start_matches("postgresql://h/db?");
+        let key = key.split('=').next().unwrap();
+        assert!(e.to_string().contains(key), "{conninfo}: {e}");
+    }
+    #[rustfmt::skip]
+    let harmless = [
+        "client_encoding=UTF8", "target_session_attrs=any", "load_balance_hosts=disable",
+        "target_session_attrs=read-write", "load_balance_hosts=random",
+        "gssencmode=prefer", "gssencmode=disable", "sslnegotiation=postgres", "sslcertmode=allow",
+        "sslsni=1", "ssl_min_protocol_version=TLSv1.2", "ssl_max_protocol_version=TLSv1.3",
+        "min_protocol_version=3.0", "max_protocol_version=latest", "krbsrvname=pg",
+        "sslcompression=1", "replication=database", "service=''",
+    ];
+    for conninfo in harmless {
+        assert!(resolve(&d(conninfo), "").is_ok(), "{conninfo}");
+    }
+}
+
+#[test]
+fn refused_environment_variables_are_named() {
+    #[rustfmt::skip]
+    let cases = [
+        ("PGSERVICE=x", "unsupported environment variable PGSERVICE (service): pgstream does not implement it; unset it"),
+        ("PGREQUIREAUTH=scram-sha-256", "unsupported environment variable PGREQUIREAUTH (require_auth): pgstream does not implement it; unset it"),
+        ("PGSSLCRL=/crl", "unsupported environment variable PGSSLCRL (sslcrl): pgstream does not implement it; unset it"),
+        ("PGOPTIONS=-cx=y", "unsupported environment variable PGOPTIONS (options=-cx=y): pgstream pins its session settings; unset it"),
+        ("PGTZ=UTC", "unsupported environment variable PGTZ (tz): pgstream pins its session settings; unset it"),
+        ("PGGSSENCMODE=require", "unsupported environment variable PGGSSENCMODE (gssencmode=require): pgstream does not implement it; unset it"),
+        ("PGCHANNELBINDING=maybe", r#"invalid channel_binding "maybe""#),
+    ];
+    for (vars, want) in cases {
+        assert_eq!(resolve(&d(""), vars).unwrap_err().to_string(), want);
+    }
+    // Harmless values, variables that only locate files pgstream never
+    // reads, and empty ones pass.
+    let ok = "PGTARGETSESSIONATTRS=any PGGSSENCMODE=prefer PGCLIENTENCODING=utf8 PGSSLSNI=1 \
+              PGSYSCONFDIR=/etc/pg PGLOCALEDIR=/l PGSERVICE= PGTZ=";
+    assert!(resolve(&d(""), ok).is_ok());
+}
+
+#[test]
+fn channel_binding_and_hostaddr() {
+    let binding = |args: &ConnArgs, vars: &str| resolve(args, vars).map(|p| p.channel_binding);
+    assert_eq!(binding(&d(""), ""), Ok(ChannelBinding::Prefer));
+    assert_eq!(
+        binding(&d(""), "PGCHANNELBINDING=disable"),
+        Ok(ChannelBinding::Disable)
+    );
+    assert_eq!(
+        binding(&d("channel_binding=require"), "PGCHANNELBINDING=disable"),
+        Ok(ChannelBinding::Require)
+    );
+    for (conninfo, vars) in [
+        ("channel_binding=require sslmode=disable", ""),
+        ("host=/tmp", "PGCHANNELBINDING=require"),
+    ] {
+        let e = resolve(&d(conninfo), vars).unwrap_err();
+        assert!(matches!(e, ConnInfoError::BindingWithoutTls(_)), "{e:?}");
+    }
+    let c = resolve(&d("channel_binding=require"), "")
+        .unwrap()
+        .to_tokio_config();
+    assert_eq!(
+        c.get_channel_binding(),
+        tokio_postgres::config::ChannelBinding::Require
+    );
+    let host = |args: &ConnArgs, vars: &str| resolve(args, vars).map(|p| p.host);
+    assert_eq!(host(&d(""), "PGHOSTADDR=10.0.0.2"), Ok("10.0.0.2".into()));
+    assert_eq!(
+        host(&d("hostaddr=10.0.0.3 host=10.0.0.3"), ""),
+        Ok("10.0.0.3".into())
+    );
+    let e = host(&d(""), "PGHOST=db PGHOSTADDR=10.0.0.2").unwrap_err();
+    assert!(e.to_string().contains("hostaddr"), "{e}");
 }

@@ -210,8 +210,12 @@ async fn reconnect_loop<H: Handler>(
 }
 
 async fn drop_slot(config: &Config) -> Result<()> {
-    let (_, server) = crate::sql::server::connect(&config.conn).await?;
-    let mut repl = ReplicationConn::connect(&server.params, SESSION_SETTINGS).await?;
+    let server = if config.conn.has_choice() {
+        crate::sql::server::connect(&config.conn).await?.1.params
+    } else {
+        config.conn.clone()
+    };
+    let mut repl = ReplicationConn::connect(&server, SESSION_SETTINGS).await?;
     let dropped = repl
         .simple_query(&commands::drop_slot(&config.slot))
         .await

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::protocol::{self, Frame};
-use crate::conninfo::ConnParams;
+use crate::conninfo::{ChannelBinding, ConnParams};
 use crate::error::{Error, Result, ServerError};
 use crate::tls::{self, Failed, Negotiated, Stage, TlsInfo, Transport};
 
@@ -145,9 +145,30 @@ impl ReplicationConn {
                 })
         };
         let mut scram: Option<sasl::ScramSha256> = None;
+        // Whether PLUS was chosen, and whether its exchange completed.
+        let (mut plus, mut bound) = (false, false);
+        let require = params.channel_binding == ChannelBinding::Require;
+        // libpq's check_expected_areq: with channel_binding=require, answer
+        // nothing but SCRAM, and accept only a login that was bound.
+        let refuse_unbound = || {
+            Error::usage(format!(
+                "cannot connect to {params}: channel binding is required, but the server asks \
+                 for an authentication method without it; use scram-sha-256 in pg_hba.conf, \
+                 or set channel_binding=prefer"
+            ))
+        };
         loop {
             match self.read_message().await? {
+                backend::Message::AuthenticationOk if require && !bound => {
+                    return Err(refuse_unbound());
+                }
                 backend::Message::AuthenticationOk => {}
+                backend::Message::AuthenticationCleartextPassword
+                | backend::Message::AuthenticationMd5Password(_)
+                    if require =>
+                {
+                    return Err(refuse_unbound());
+                }
                 backend::Message::AuthenticationCleartextPassword => {
                     frontend::password_message(password()?, &mut self.wbuf)
                         .map_err(protocol_err)?;
@@ -165,12 +186,11 @@ impl ReplicationConn {
                         .map(|m| Ok(m.to_string()))
                         .collect()
                         .map_err(protocol_err)?;
-                    let Some((mechanism, binding)) = tls::scram_choice(&mechanisms, tls) else {
-                        return Err(Error::usage(format!(
-                            "server asks for unsupported SASL mechanisms: {}",
-                            mechanisms.join(", ")
-                        )));
-                    };
+                    let (mechanism, binding) =
+                        tls::scram_choice(&mechanisms, tls, params.channel_binding).map_err(
+                            |e| Error::usage(format!("cannot connect to {params}: {e}")),
+                        )?;
+                    plus = matches!(binding, tls::Binding::ServerEndPoint(_));
                     debug!(
                         "authenticating with {mechanism} (channel binding: {})",
                         binding.name()
@@ -190,6 +210,7 @@ impl ReplicationConn {
                 backend::Message::AuthenticationSaslFinal(body) => {
                     let s = scram.as_mut().ok_or_else(|| unexpected("SASL final"))?;
                     s.finish(body.data()).map_err(protocol_err)?;
+                    bound = plus;
                 }
                 backend::Message::ParameterStatus(body) => {
                     let (name, value) = (

@@ -107,6 +107,7 @@ impl CatalogConn {
                     });
                     MakeTls::new(
                         Connector::new(params).map_err(|e| Failed::new(Stage::Handshake, e))?,
+                        params.channel_binding,
                     )
                 }
             };

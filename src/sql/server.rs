@@ -28,7 +28,7 @@ pub(crate) async fn connect(params: &ConnParams) -> Result<(CatalogConn, Server)
         SessionAttrs::PreferStandby => &[SessionAttrs::Standby, SessionAttrs::Any],
         _ => &[attrs],
     };
-    let single = params.hosts.len() == 1 && attrs == SessionAttrs::Any;
+    let single = !params.has_choice();
     let mut tried = Vec::new();
     for &pass in passes {
         for endpoint in params.attempt_order() {

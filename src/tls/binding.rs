@@ -4,6 +4,9 @@
 use postgres_protocol::authentication::sasl;
 use tokio_rustls::client::TlsStream;
 
+use crate::conninfo::ChannelBinding;
+use crate::error::{Error, Result};
+
 /// What TLS gives the authentication exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TlsInfo {
@@ -25,7 +28,8 @@ impl TlsInfo {
 /// `tls-server-end-point` data for a DER certificate (RFC 5929 §4.1): its
 /// hash with the hash function of its signature algorithm, SHA-256 for MD5
 /// and SHA-1. `None` when the algorithm names no hash we have (Ed25519,
-/// RSASSA-PSS, SHA-224): we then do not bind (flag `n`), which servers accept.
+/// RSASSA-PSS, SHA-224): a server offering SCRAM-SHA-256-PLUS is then
+/// refused ([`Unbindable`]), as libpq refuses it.
 pub(crate) fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
     use ring::digest::{digest, SHA256, SHA384, SHA512};
     const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01]; // 1.2.840.113549.1.1
@@ -99,30 +103,91 @@ pub(crate) enum Binding {
     ServerEndPoint(Vec<u8>),
 }
 
-/// The SASL mechanism and channel binding to use, as libpq and tokio-postgres
-/// choose them: `SCRAM-SHA-256-PLUS` whenever it is offered and we have the
-/// server's certificate hash. `None` when no SCRAM mechanism is offered.
+/// A server that offers `SCRAM-SHA-256-PLUS` over TLS with a certificate
+/// whose `tls-server-end-point` hash cannot be computed. libpq fails such a
+/// connection unless `channel_binding=disable`; so does pgstream, on both
+/// connections (tokio-postgres would fall back to plain SCRAM).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "the server offers SCRAM-SHA-256-PLUS, but its certificate's signature algorithm \
+     (Ed25519, Ed448, RSA-PSS, ...) gives no tls-server-end-point hash for channel binding; \
+     give the server an RSA or ECDSA certificate, or set channel_binding=disable"
+)]
+pub(crate) struct Unbindable;
+
+impl From<Unbindable> for Error {
+    fn from(e: Unbindable) -> Error {
+        Error::usage(e.to_string())
+    }
+}
+
+/// The SASL mechanism and channel binding to use, with libpq's rules
+/// (`pg_SASL_init`): `SCRAM-SHA-256-PLUS` whenever it is offered over TLS,
+/// unless `mode` is `disable`. Errors, each a configuration error: no SCRAM
+/// mechanism offered; PLUS offered without TLS or ([`Unbindable`]) with a
+/// certificate we cannot hash; `require` and PLUS not offered.
 pub(crate) fn scram_choice(
     offered: &[String],
     tls: Option<&TlsInfo>,
-) -> Option<(&'static str, Binding)> {
+    mode: ChannelBinding,
+) -> Result<(&'static str, Binding)> {
     let has = |m: &str| offered.iter().any(|o| o == m);
-    let end_point = tls.and_then(|t| t.server_end_point.clone());
-    if has(sasl::SCRAM_SHA_256_PLUS) {
-        if let Some(hash) = end_point {
-            return Some((sasl::SCRAM_SHA_256_PLUS, Binding::ServerEndPoint(hash)));
-        }
+    let plus = has(sasl::SCRAM_SHA_256_PLUS);
+    if plus && mode != ChannelBinding::Disable {
+        let Some(tls) = tls else {
+            return Err(Error::usage(
+                "server offered SCRAM-SHA-256-PLUS authentication over a non-TLS connection",
+            ));
+        };
+        let hash = tls.server_end_point.clone().ok_or(Unbindable)?;
+        return Ok((sasl::SCRAM_SHA_256_PLUS, Binding::ServerEndPoint(hash)));
+    }
+    if mode == ChannelBinding::Require {
+        return Err(Error::usage(
+            "channel binding is required, but the server did not offer an authentication \
+             method that supports it (SCRAM-SHA-256-PLUS over TLS)",
+        ));
     }
     if !has(sasl::SCRAM_SHA_256) {
-        return None;
+        return Err(Error::usage(format!(
+            "server asks for unsupported SASL mechanisms: {}",
+            offered.join(", ")
+        )));
     }
     // `y` only when PLUS is not offered: a server that offers it would take
     // `y` for a downgrade attack.
     let binding = match tls {
-        Some(_) if !has(sasl::SCRAM_SHA_256_PLUS) => Binding::Unrequested,
+        Some(_) if !plus && mode != ChannelBinding::Disable => Binding::Unrequested,
         _ => Binding::Unsupported,
     };
-    Some((sasl::SCRAM_SHA_256, binding))
+    Ok((sasl::SCRAM_SHA_256, binding))
+}
+
+/// Whether the first backend message in `seen` (the bytes a server sent
+/// after the TLS handshake; `NegotiateProtocolVersion` skipped) offers
+/// `SCRAM-SHA-256-PLUS`. `None` while `seen` holds too little to tell.
+pub(crate) fn offers_scram_plus(mut seen: &[u8]) -> Option<bool> {
+    loop {
+        let (&tag, rest) = seen.split_first()?;
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        if tag != b'R' && tag != b'v' {
+            return Some(false);
+        }
+        if !(4..=8192).contains(&len) {
+            return Some(false); // not the short list of mechanisms
+        }
+        let body = rest.get(4..len)?;
+        if tag == b'v' {
+            seen = &rest[len..];
+            continue;
+        }
+        // AuthenticationSASL (10): a list of NUL-terminated mechanism names.
+        let sasl = body.get(..4) == Some(&10u32.to_be_bytes()[..]);
+        let plus = body[4.min(body.len())..]
+            .split(|&b| b == 0)
+            .any(|m| m == sasl::SCRAM_SHA_256_PLUS.as_bytes());
+        return Some(sasl && plus);
+    }
 }
 
 impl Binding {
@@ -154,6 +219,7 @@ mod tests {
 
     #[test]
     fn scram_plus_is_chosen_when_offered_over_tls() {
+        use ChannelBinding::{Disable, Prefer, Require};
         let both = mechs(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]);
         let plain = mechs(&["SCRAM-SHA-256"]);
         let tls = TlsInfo {
@@ -162,27 +228,64 @@ mod tests {
         let no_hash = TlsInfo {
             server_end_point: None,
         };
-        assert_eq!(
-            scram_choice(&both, Some(&tls)),
-            Some(("SCRAM-SHA-256-PLUS", Binding::ServerEndPoint(vec![1, 2, 3])))
-        );
-        assert_eq!(
-            scram_choice(&plain, Some(&tls)),
-            Some(("SCRAM-SHA-256", Binding::Unrequested))
-        );
-        assert_eq!(
-            scram_choice(&both, Some(&no_hash)),
-            Some(("SCRAM-SHA-256", Binding::Unsupported))
-        );
-        assert_eq!(
-            scram_choice(&both, None),
-            Some(("SCRAM-SHA-256", Binding::Unsupported))
-        );
-        assert_eq!(
-            scram_choice(&plain, None),
-            Some(("SCRAM-SHA-256", Binding::Unsupported))
-        );
-        assert_eq!(scram_choice(&mechs(&["OAUTHBEARER"]), Some(&tls)), None);
+        let plus = Some(("SCRAM-SHA-256-PLUS", Binding::ServerEndPoint(vec![1, 2, 3])));
+        let scram = |b| Some(("SCRAM-SHA-256", b));
+        #[rustfmt::skip]
+        let cases = [
+            (&both, Some(&tls), Prefer, plus.clone()),
+            (&both, Some(&tls), Require, plus),
+            (&both, Some(&tls), Disable, scram(Binding::Unsupported)),
+            (&plain, Some(&tls), Prefer, scram(Binding::Unrequested)),
+            (&plain, Some(&tls), Disable, scram(Binding::Unsupported)),
+            (&plain, Some(&tls), Require, None),
+            // libpq fails where the hash cannot be computed, or PLUS comes
+            // without TLS, unless channel binding is disabled.
+            (&both, Some(&no_hash), Prefer, None),
+            (&both, Some(&no_hash), Require, None),
+            (&both, Some(&no_hash), Disable, scram(Binding::Unsupported)),
+            (&both, None, Prefer, None),
+            (&both, None, Disable, scram(Binding::Unsupported)),
+            (&plain, None, Prefer, scram(Binding::Unsupported)),
+            (&plain, None, Require, None),
+            (&mechs(&["OAUTHBEARER"]), Some(&tls), Prefer, None),
+        ];
+        for (offered, tls, mode, want) in cases {
+            let got = scram_choice(offered, tls, mode);
+            match (&got, &want) {
+                (Ok(got), Some(want)) => assert_eq!(got, want, "{offered:?} {tls:?} {mode}"),
+                (Err(e), None) => assert_eq!(e.exit_code(), 2, "{e}"),
+                _ => panic!("{offered:?} {tls:?} {mode}: {got:?}, want {want:?}"),
+            }
+        }
+        let e = scram_choice(&both, Some(&no_hash), Prefer).unwrap_err();
+        assert!(e.to_string().contains("channel_binding=disable"), "{e}");
+    }
+
+    #[test]
+    fn first_message_offering_scram_plus_is_recognised() {
+        let msg = |tag: u8, body: &[u8]| {
+            let mut m = vec![tag];
+            m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+            m.extend_from_slice(body);
+            m
+        };
+        let sasl = |names: &[u8]| msg(b'R', &[&10u32.to_be_bytes()[..], names].concat());
+        let plus = sasl(b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0");
+        assert_eq!(offers_scram_plus(&plus), Some(true));
+        for n in 0..plus.len() {
+            assert_eq!(offers_scram_plus(&plus[..n]), None, "cut at {n}");
+        }
+        let negotiate = msg(b'v', &[0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(offers_scram_plus(&[negotiate, plus].concat()), Some(true));
+        for other in [
+            sasl(b"SCRAM-SHA-256\0\0"),
+            msg(b'R', &5u32.to_be_bytes()), // md5 (salt cut: not needed)
+            msg(b'R', &0u32.to_be_bytes()), // ok
+            msg(b'E', b"SFATAL\0\0"),
+            vec![b'R', 0, 0, 0, 1],
+        ] {
+            assert_eq!(offers_scram_plus(&other), Some(false), "{other:?}");
+        }
     }
 
     /// A certificate-shaped DER value with the given signature algorithm OID.

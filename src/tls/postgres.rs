@@ -1,6 +1,8 @@
 //! tokio-postgres's side of [`Connector`], for the catalog and snapshot
 //! connections: a `MakeTlsConnect` that also reports channel-binding data
-//! and whether the server agreed to TLS.
+//! and whether the server agreed to TLS, and refuses, as libpq does, a
+//! server that offers SCRAM-SHA-256-PLUS with a certificate it cannot hash
+//! (tokio-postgres would fall back to plain SCRAM).
 
 use std::future::Future;
 use std::io;
@@ -12,9 +14,10 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
 
+use super::binding::{offers_scram_plus, Unbindable};
 use super::connector::{describe, rustls_error, trust_of};
 use super::{refused, Connector, Failed, Stage, TlsInfo};
-use crate::conninfo::ConnParams;
+use crate::conninfo::{ChannelBinding, ConnParams};
 use crate::error::Error;
 
 /// tokio-postgres's side of [`Connector`]; remembers whether a handshake
@@ -23,6 +26,7 @@ use crate::error::Error;
 pub(crate) struct MakeTls {
     connector: Option<Connector>,
     started: Arc<AtomicBool>,
+    binding: ChannelBinding,
 }
 
 impl MakeTls {
@@ -31,13 +35,15 @@ impl MakeTls {
         MakeTls {
             connector: None,
             started: Arc::default(),
+            binding: ChannelBinding::default(),
         }
     }
 
-    pub(crate) fn new(connector: Connector) -> MakeTls {
+    pub(crate) fn new(connector: Connector, binding: ChannelBinding) -> MakeTls {
         MakeTls {
             connector: Some(connector),
             started: Arc::default(),
+            binding,
         }
     }
 
@@ -77,7 +83,15 @@ where
                 .ok_or_else(|| io::Error::other("TLS is not configured"))?;
             let s = connector.handshake(stream).await?;
             let info = TlsInfo::of(&s);
-            Ok(PgTlsStream { inner: s, info })
+            // Only an unhashable certificate needs the first message read.
+            let watch = (info.server_end_point.is_none()
+                && self.binding != ChannelBinding::Disable)
+                .then(Vec::new);
+            Ok(PgTlsStream {
+                inner: s,
+                info,
+                watch,
+            })
         })
     }
 }
@@ -86,6 +100,9 @@ where
 pub(crate) struct PgTlsStream<S> {
     inner: TlsStream<S>,
     info: TlsInfo,
+    /// The server's first bytes, while they may yet offer SCRAM-SHA-256-PLUS
+    /// that we cannot bind.
+    watch: Option<Vec<u8>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for PgTlsStream<S> {
@@ -103,7 +120,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if let Some(seen) = &mut self.watch {
+            let new = &buf.filled()[before..];
+            seen.extend_from_slice(new);
+            match offers_scram_plus(seen) {
+                Some(true) => return Poll::Ready(Err(io::Error::other(Unbindable))),
+                Some(false) => self.watch = None,
+                None if new.is_empty() => self.watch = None, // end of stream
+                None => {}
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -130,6 +159,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
 pub(crate) fn tokio_tls_failure(e: &tokio_postgres::Error, params: &ConnParams) -> Option<Failed> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
+        let io = s.downcast_ref::<io::Error>();
+        if let Some(u) = io.and_then(|e| e.get_ref()?.downcast_ref::<Unbindable>()) {
+            let e = Error::usage(format!("cannot connect to {params}: {u}"));
+            return Some(Failed::new(Stage::Other, e));
+        }
         if let Some(t) = s.downcast_ref::<io::Error>().and_then(rustls_error) {
             let msg = format!(
                 "cannot connect to {params}: {}",

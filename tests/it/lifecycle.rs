@@ -580,9 +580,20 @@ fn stop_with_blocked_output_acknowledges_nothing_unwritten() {
 }
 
 #[test]
-fn second_signal_exits_130_while_output_is_blocked() {
+fn second_sigint_exits_130_while_output_is_blocked() {
+    second_signal_exits_at_once("INT", 130);
+}
+
+#[test]
+fn second_sigterm_exits_143_while_output_is_blocked() {
+    second_signal_exits_at_once("TERM", 143);
+}
+
+/// A second `signal` while the stop waits for a blocked writer exits at once
+/// with 128 + the signal's number (`code`).
+fn second_signal_exits_at_once(signal: &str, code: i32) {
     let db = setup("");
-    let slot = "lc_second_signal";
+    let slot = &format!("lc_second_sig{}", signal.to_lowercase());
     create_slot(&db, slot);
     db.sql_sync("INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i");
 
@@ -609,16 +620,16 @@ fn second_signal_exits_130_while_output_is_blocked() {
     wait_pipe_full(&stdout, &mut child);
 
     // First signal: with the writer blocked, the stop waits for it (up to
-    // ~1.5 s); a second signal in that window must exit at once with 130.
+    // ~1.5 s); a second signal in that window must exit at once.
     let t0 = Instant::now();
-    child.signal("INT");
+    child.signal(signal);
     wait_until(
         "pgstream to log that it is stopping",
         Duration::from_secs(10),
         || {
             if let Ok(Some(st)) = child.0.try_wait() {
                 panic!(
-                "pgstream exited ({}) after the first SIGINT although its output is blocked;\nstderr:\n{}",
+                "pgstream exited ({}) after the first SIG{signal} although its output is blocked;\nstderr:\n{}",
                 status_desc(&st),
                 err_log.lock().unwrap()
             );
@@ -626,25 +637,25 @@ fn second_signal_exits_130_while_output_is_blocked() {
             err_log.lock().unwrap().contains("stopping").then_some(())
         },
     );
-    child.signal("INT");
+    child.signal(signal);
     let st = child.wait_timeout(Duration::from_secs(10));
     let took = t0.elapsed();
     let st = st.unwrap_or_else(|| {
         panic!(
-            "pgstream did not exit within 10 s of a second SIGINT;\nstderr:\n{}",
+            "pgstream did not exit within 10 s of a second SIG{signal};\nstderr:\n{}",
             err_log.lock().unwrap()
         )
     });
     eprintln!(
-        "two SIGINTs: pgstream exited ({}) in {took:?}",
+        "two SIG{signal}s: pgstream exited ({}) in {took:?}",
         status_desc(&st)
     );
     drop(stdout);
     let _ = err_thread.join();
     assert_eq!(
         st.code(),
-        Some(130),
-        "a second signal exits 130 (got {});\nstderr:\n{}",
+        Some(code),
+        "a second SIG{signal} exits {code} (got {});\nstderr:\n{}",
         status_desc(&st),
         err_log.lock().unwrap()
     );

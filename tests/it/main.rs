@@ -5,6 +5,8 @@
 //! `make test`, which installs the server and wal2json first when it can).
 
 mod catalog;
+mod channel_binding;
+mod conventions;
 mod errors;
 mod faults;
 mod filters;

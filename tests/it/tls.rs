@@ -25,18 +25,18 @@ use crate::harness::{
 const CERT_USER: &str = "certuser";
 
 /// The TLS cluster and its certificate directory.
-struct Tls {
-    cluster: Cluster,
+pub(crate) struct Tls {
+    pub cluster: Cluster,
     pki: PathBuf,
 }
 
 impl Tls {
-    fn file(&self, name: &str) -> String {
+    pub(crate) fn file(&self, name: &str) -> String {
         self.pki.join(name).display().to_string()
     }
 }
 
-fn tls() -> &'static Tls {
+pub(crate) fn tls() -> &'static Tls {
     static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(start)
 }
@@ -51,10 +51,27 @@ fn start() -> Tls {
             "hostnossl replication all 127.0.0.1/32 reject",
         ],
     );
+    let pki = pki_dir(&cluster);
+    make_pki(&pki);
+    turn_on_ssl(
+        &cluster,
+        &pki,
+        &format!("CREATE ROLE {CERT_USER} LOGIN REPLICATION;"),
+    );
+    Tls { cluster, pki }
+}
+
+/// The cluster's certificate directory, created.
+pub(crate) fn pki_dir(cluster: &Cluster) -> PathBuf {
     let pki = cluster.base_dir.join("pki");
     fs::create_dir(&pki).expect("create pki dir");
     fs::set_permissions(&pki, fs::Permissions::from_mode(0o755)).expect("chmod pki dir");
-    make_pki(&pki);
+    pki
+}
+
+/// Turns on `ssl` with `pki`'s server.crt/server.key (and ca.crt when it
+/// exists), runs `sql`, and waits until a TLS connection works.
+pub(crate) fn turn_on_ssl(cluster: &Cluster, pki: &Path, sql: &str) {
     // The server must own its key (and read it with mode 0600).
     if is_root() {
         let st = Command::new("chown")
@@ -64,18 +81,22 @@ fn start() -> Tls {
         assert!(matches!(st, Ok(s) if s.success()), "chown server.key");
     }
     let q = |name: &str| quote_literal(&pki.join(name).display().to_string());
+    let ca = if pki.join("ca.crt").exists() {
+        format!("ALTER SYSTEM SET ssl_ca_file = {};", q("ca.crt"))
+    } else {
+        String::new()
+    };
     cluster.sql(
         "postgres",
         &format!(
             "ALTER SYSTEM SET ssl_cert_file = {};
              ALTER SYSTEM SET ssl_key_file = {};
-             ALTER SYSTEM SET ssl_ca_file = {};
+             {ca}
              ALTER SYSTEM SET ssl = on;
-             CREATE ROLE {CERT_USER} LOGIN REPLICATION;
+             {sql}
              SELECT pg_reload_conf();",
             q("server.crt"),
             q("server.key"),
-            q("ca.crt")
         ),
     );
     // Until a TLS connection works: the reload is asynchronous.
@@ -109,7 +130,6 @@ fn start() -> Tls {
             cluster.server_log()
         );
     }
-    Tls { cluster, pki }
 }
 
 fn is_root() -> bool {
@@ -121,7 +141,7 @@ fn is_root() -> bool {
 }
 
 /// Runs `openssl args` in `dir`; panics with its stderr on failure.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -228,8 +248,13 @@ fn make_pki(dir: &Path) {
 
 /// A database with `t` published as `p`, the pgoutput `slot`, and one row
 /// inserted after it: a run with `--end-lsn now` emits exactly that insert.
-fn setup(slot: &str) -> TestDb {
-    let db = tls().cluster.new_db("");
+pub(crate) fn setup(slot: &str) -> TestDb {
+    setup_on(&tls().cluster, slot)
+}
+
+/// [`setup`] on another cluster.
+pub(crate) fn setup_on(cluster: &Cluster, slot: &str) -> TestDb {
+    let db = cluster.new_db("");
     db.sql(&format!(
         "CREATE TABLE t (id int PRIMARY KEY, v text);
          CREATE PUBLICATION p FOR TABLE t;
@@ -242,7 +267,7 @@ fn setup(slot: &str) -> TestDb {
 }
 
 /// `-d "host=… port=… dbname=… user=… <extra>" --slot … --publication p --end-lsn now`.
-fn args(db: &TestDb, host: &str, user: &str, extra: &str, slot: &str) -> Vec<String> {
+pub(crate) fn args(db: &TestDb, host: &str, user: &str, extra: &str, slot: &str) -> Vec<String> {
     let conninfo = format!(
         "host={host} port={} dbname={} user={user} {extra}",
         db.server().port,
@@ -264,7 +289,7 @@ fn args(db: &TestDb, host: &str, user: &str, extra: &str, slot: &str) -> Vec<Str
 }
 
 /// Asserts a clean run that emitted the one insert of [`setup`].
-fn assert_streamed(out: &Output, what: &str) {
+pub(crate) fn assert_streamed(out: &Output, what: &str) {
     assert_eq!(
         out.code,
         Some(0),
@@ -279,7 +304,7 @@ fn assert_streamed(out: &Output, what: &str) {
 
 /// Asserts a configuration error: exit 2, one `pgstream:` line containing
 /// every one of `needles` (case-insensitive), nothing on stdout.
-fn assert_config_error(out: &Output, needles: &[&str], what: &str) {
+pub(crate) fn assert_config_error(out: &Output, needles: &[&str], what: &str) {
     let err = out.stderr.trim();
     eprintln!("{what}: {err}");
     assert_eq!(out.code, Some(2), "{what}: exit code; stderr:\n{err}");
@@ -314,7 +339,7 @@ fn authorized(db: &TestDb) -> Vec<String> {
 
 /// Asserts that pgstream's catalog and replication connections to `db` both
 /// used TLS (as `log_connections` reports them).
-fn assert_both_on_tls(db: &TestDb, what: &str) {
+pub(crate) fn assert_both_on_tls(db: &TestDb, what: &str) {
     let lines = authorized(db);
     let ssl = |repl: bool| {
         lines
