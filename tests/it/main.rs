@@ -6,6 +6,7 @@
 
 mod errors;
 mod faults;
+mod files;
 mod filters;
 mod handler;
 mod harness;
