@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, when it can:
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres), and
-#   - the wal2json output plugin for that server's major version.
+#   - the wal2json output plugin for that server's major version, and
+#   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -70,4 +71,13 @@ elif can_apt && apt_install "postgresql-$major-wal2json" && [ -f "$pkglibdir/wal
 else
     log "WARNING: wal2json is not installed for PostgreSQL $major ($pkglibdir/wal2json.so);" \
         "the wal2json tests will fail. Install it: apt-get install postgresql-$major-wal2json"
+fi
+
+if command -v strace >/dev/null 2>&1; then
+    log "strace: $(command -v strace)"
+elif can_apt && apt_install strace; then
+    log "strace installed"
+else
+    log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
+        "Install it: apt-get install strace"
 fi
