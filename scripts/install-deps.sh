@@ -3,6 +3,7 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres), and
 #   - the wal2json output plugin for that server's major version, and
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
+#   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -80,4 +81,12 @@ elif can_apt && apt_install systemd && command -v systemd-analyze >/dev/null 2>&
 else
     log "WARNING: systemd-analyze is missing; the test of docs/pgstream.service is skipped." \
         "Install it: apt-get install systemd"
+fi
+if command -v strace >/dev/null 2>&1; then
+    log "strace: $(command -v strace)"
+elif can_apt && apt_install strace; then
+    log "strace installed"
+else
+    log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
+        "Install it: apt-get install strace"
 fi

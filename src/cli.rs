@@ -215,7 +215,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4), help_heading = "Stream", env = "PGSTREAM_PROTO_VERSION")]
     pub proto_version: Option<u32>,
 
-    /// Append to PATH instead of stdout, fsynced before acknowledging
+    /// Append to PATH instead of stdout, fsynced before acknowledging (created
+    /// with mode 0600; '-' is stdout; SIGHUP reopens it for log rotation)
     #[arg(
         short = 'f',
         long,

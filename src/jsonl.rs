@@ -6,10 +6,15 @@
 //! to wait ([`Handler::flush`]). A transaction's completion is the flush of
 //! the chunk that holds its last line, so pgstream decodes on while the
 //! thread writes, and commits that share a chunk share one completion.
+//!
+//! A reopen ([`Reopen`], log rotation) is done by the thread after a chunk
+//! that ends a unit of work, so `commit` hands the buffer over early when
+//! one is asked for.
 
 use std::io;
 use std::mem;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
@@ -17,7 +22,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::handler::{Completion, Handler, HandlerError};
 use crate::output::write_event;
-use crate::writer::{Chunk, Progress, Target, Writer};
+use crate::writer::{Chunk, Progress, Requests, Target, Writer};
 
 /// A chunk is handed to the writer once this big, even mid-transaction.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -42,6 +47,30 @@ pub struct JsonLines {
     /// The highest chunk number a completion already waits for: a commit
     /// in the same chunk needs no completion of its own.
     promised: u64,
+    /// A unit of work (transaction) has events since its last `commit`.
+    open: bool,
+    /// The last chunk handed over ended inside a unit of work.
+    tail_open: bool,
+    /// Reopen requests already answered with a chunk that ends a unit.
+    asked: u64,
+}
+
+/// Asks a [`JsonLines`] that appends to a file to close and reopen it, for
+/// log rotation: rename the file, then call [`request`](Reopen::request).
+/// The binary calls it on SIGHUP; the library installs no signal handler.
+#[derive(Debug, Clone)]
+pub struct Reopen(Requests);
+
+impl Reopen {
+    /// The output thread fsyncs and closes the file, then opens the path
+    /// again (created with mode 0600 if missing), between two transactions:
+    /// each line is in exactly one of the two files, and the old one ends
+    /// with a whole transaction. When idle that is within a fraction of a
+    /// second; inside a large transaction, at its end. Nothing happens on
+    /// stdout.
+    pub fn request(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl JsonLines {
@@ -52,8 +81,10 @@ impl JsonLines {
         Self::to(Target::Stdout)
     }
 
-    /// Lines appended to `path` (created if missing), fsynced before a
-    /// transaction counts as complete.
+    /// Lines appended to `path` (created with mode 0600 if missing),
+    /// fsynced before a transaction counts as complete (as stdout is when
+    /// redirected to a regular file). See [`reopen_handle`](Self::reopen_handle)
+    /// for log rotation.
     pub fn file(path: impl Into<PathBuf>) -> io::Result<JsonLines> {
         Self::to(Target::File(path.into()))
     }
@@ -65,17 +96,36 @@ impl JsonLines {
             writer,
             handed: 0,
             promised: 0,
+            open: false,
+            tail_open: false,
+            asked: 0,
         })
     }
 
+    /// A handle that asks for the file to be reopened (log rotation); it
+    /// may be used from any thread or task, as long as pgstream runs.
+    pub fn reopen_handle(&self) -> Reopen {
+        Reopen(self.writer.reopen_requests())
+    }
+
+    /// Whether a reopen was asked for since the last chunk that answered one.
+    fn reopen_asked(&mut self) -> bool {
+        let requests = self.writer.reopen_requests().load(Ordering::Acquire);
+        let asked = requests > self.asked;
+        self.asked = requests;
+        asked
+    }
+
     /// Hands the buffered lines over, waiting while the writer's queue is
-    /// full (backpressure).
-    async fn hand_over(&mut self) -> Result<(), HandlerError> {
+    /// full (backpressure). `boundary`: they end a unit of work.
+    async fn hand_over(&mut self, boundary: bool) -> Result<(), HandlerError> {
         self.handed += 1;
+        self.tail_open = !boundary;
         let bytes = mem::replace(&mut self.out, self.writer.buffer());
         let mut chunk = Chunk {
             seq: self.handed,
             bytes,
+            boundary,
         };
         loop {
             self.check()?;
@@ -144,20 +194,28 @@ impl std::fmt::Debug for JsonLines {
 impl Handler for JsonLines {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
         write_event(&mut self.out, event);
+        self.open = true;
         if self.out.len() >= CHUNK_BYTES {
-            self.hand_over().await?;
+            self.hand_over(false).await?;
         }
         Ok(())
     }
 
     async fn commit(&mut self, _commit: &Event<'_>) -> Result<Completion, HandlerError> {
+        self.open = false;
+        // The writer must learn that the unit ended: when a reopen waits
+        // for it, or when the unit's last line went in a chunk handed over
+        // mid-unit (an idle writer would wait for the next unit otherwise).
+        if self.reopen_asked() || (self.out.is_empty() && self.tail_open) {
+            self.hand_over(true).await?;
+        }
         Ok(self.completion())
     }
 
     async fn flush(&mut self) -> Result<Completion, HandlerError> {
         let completion = self.completion();
         if !self.out.is_empty() {
-            self.hand_over().await?;
+            self.hand_over(!self.open).await?;
         }
         Ok(completion)
     }

@@ -60,7 +60,7 @@ pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
 pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
 pub use handler::{Completion, Handler, HandlerError};
-pub use jsonl::JsonLines;
+pub use jsonl::{JsonLines, Reopen};
 pub use pipeline::{run, Control, SLOT_LOG};
 
 /// docs/library.md's example compiles (`cargo test --doc`).

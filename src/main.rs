@@ -1,6 +1,7 @@
 //! The `pgstream` binary: flags → logger → runtime → signals → run with
 //! the JSON Lines handler → exit code (0 clean stop, 1 runtime failure,
-//! 2 usage, 128 + its number on a second SIGINT/SIGTERM).
+//! 2 usage, 128 + its number on a second SIGINT/SIGTERM). SIGHUP reopens
+//! `--file` (log rotation); SIGUSR1 asks for a progress line.
 
 mod argv;
 mod cli;
@@ -12,7 +13,7 @@ use clap::Parser;
 use cli::Cli;
 use futures_util::StreamExt;
 use pgstream::{Control, Error, JsonLines};
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
 
@@ -38,8 +39,10 @@ fn main() -> ExitCode {
     if let Some(password) = dbname.and_then(|d| d.password()) {
         argv::hide(&password);
     }
-    // --drop-slot writes nothing: no file to create.
-    let handler = match &cli.file {
+    // --drop-slot writes nothing: no file to create. `-f -` is stdout, as
+    // for pg_recvlogical.
+    let file = cli.file.as_ref().filter(|p| p.as_os_str() != "-");
+    let handler = match file {
         Some(path) if !config.drop_slot => JsonLines::file(path)
             .map_err(|e| Error::usage(format!("cannot open {}: {e}", path.display()))),
         _ => JsonLines::stdout().map_err(Error::Output),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(&e),
     };
+    let reopen = file.map(|_| handler.reopen_handle());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,13 +65,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (report_tx, report_rx) = watch::channel(());
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
             .map_err(|e| Error::usage(format!("cannot install signal handlers: {e}")))?;
         tokio::spawn(async move {
             let mut stops = 0;
             while let Some(signal) = signals.next().await {
                 if signal == SIGUSR1 {
                     report_tx.send_replace(());
+                    continue;
+                }
+                if signal == SIGHUP {
+                    match &reopen {
+                        Some(reopen) => reopen.request(),
+                        None => log::info!("sighup: no --file to reopen, ignored"),
+                    }
                     continue;
                 }
                 stops += 1;

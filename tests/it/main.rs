@@ -9,6 +9,7 @@ mod channel_binding;
 mod conventions;
 mod errors;
 mod faults;
+mod files;
 mod filters;
 mod handler;
 mod harness;
