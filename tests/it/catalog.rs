@@ -41,6 +41,19 @@ const NEEDS_LOOK_UP: &str = "CREATE TYPE mood AS ENUM ('ok', 'meh'); \
     INSERT INTO t2 VALUES (1, 'meh'); INSERT INTO t VALUES (2)";
 
 /// The three rows, each once, in commit order.
+/// The walsender is still `sender` (the stream went on, not restarted),
+/// and SIGTERM stops pgstream cleanly.
+fn assert_same_stream_then_stop(db: &TestDb, slot: &str, sender: &str, proc: &mut Proc) {
+    assert_eq!(
+        walsender(db, slot),
+        sender,
+        "the stream went on, not restarted"
+    );
+    proc.signal("TERM");
+    let out = proc.wait_exit(TIMEOUT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
 fn assert_rows_once(lines: &[String]) {
     let rows: Vec<(String, String)> = crate::harness::json_lines(lines)
         .iter()
@@ -81,14 +94,7 @@ fn terminated_catalog_backend_is_replaced_in_place_and_nothing_is_lost() {
     );
     let new = catalog_backend(&db).expect("a new catalog backend");
     assert_ne!(new, old);
-    assert_eq!(
-        walsender(&db, &slot),
-        sender,
-        "the stream went on, not restarted"
-    );
-    proc.signal("TERM");
-    let out = proc.wait_exit(TIMEOUT);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_same_stream_then_stop(&db, &slot, &sender, &mut proc);
     assert_rows_once(&proc.lines());
 }
 
@@ -150,14 +156,7 @@ fn hung_catalog_backend_keeps_status_updates_going_and_is_replaced() {
         proc.stderr()
     );
     assert_ne!(catalog_backend_other_than(&db, &old), None);
-    assert_eq!(
-        walsender(&db, &slot),
-        sender,
-        "the stream went on, not restarted"
-    );
-    proc.signal("TERM");
-    let out = proc.wait_exit(TIMEOUT);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_same_stream_then_stop(&db, &slot, &sender, &mut proc);
 }
 
 /// A pgstream catalog backend other than `old`.
