@@ -50,6 +50,7 @@ pub struct Cli {
         value_name = "CONNINFO",
         help_heading = "Connection",
         env = "PGSTREAM_DBNAME",
+        global = true,
         hide_env_values = true
     )]
     pub dbname: Option<String>,
@@ -59,7 +60,8 @@ pub struct Cli {
         long,
         value_name = "HOST",
         help_heading = "Connection",
-        env = "PGSTREAM_HOST"
+        env = "PGSTREAM_HOST",
+        global = true
     )]
     pub host: Option<String>,
     /// Server port [default: 5432]
@@ -68,7 +70,8 @@ pub struct Cli {
         long,
         value_name = "PORT",
         help_heading = "Connection",
-        env = "PGSTREAM_PORT"
+        env = "PGSTREAM_PORT",
+        global = true
     )]
     pub port: Option<String>,
     /// User name [default: the OS user]
@@ -77,7 +80,8 @@ pub struct Cli {
         long,
         value_name = "NAME",
         help_heading = "Connection",
-        env = "PGSTREAM_USERNAME"
+        env = "PGSTREAM_USERNAME",
+        global = true
     )]
     pub username: Option<String>,
 
@@ -86,7 +90,8 @@ pub struct Cli {
         long,
         value_name = "MODE",
         help_heading = "Connection",
-        env = "PGSTREAM_SSLMODE"
+        env = "PGSTREAM_SSLMODE",
+        global = true
     )]
     pub sslmode: Option<String>,
     /// TLS: CA certificates to verify the server with ('system': the OS store)
@@ -94,7 +99,8 @@ pub struct Cli {
         long,
         value_name = "FILE",
         help_heading = "Connection",
-        env = "PGSTREAM_SSLROOTCERT"
+        env = "PGSTREAM_SSLROOTCERT",
+        global = true
     )]
     pub sslrootcert: Option<String>,
     /// TLS: client certificate, for cert authentication
@@ -102,7 +108,8 @@ pub struct Cli {
         long,
         value_name = "FILE",
         help_heading = "Connection",
-        env = "PGSTREAM_SSLCERT"
+        env = "PGSTREAM_SSLCERT",
+        global = true
     )]
     pub sslcert: Option<String>,
     /// TLS: the client certificate's private key
@@ -110,7 +117,8 @@ pub struct Cli {
         long,
         value_name = "FILE",
         help_heading = "Connection",
-        env = "PGSTREAM_SSLKEY"
+        env = "PGSTREAM_SSLKEY",
+        global = true
     )]
     pub sslkey: Option<String>,
 
@@ -119,6 +127,7 @@ pub struct Cli {
         short = 'S',
         long,
         env = "PGSTREAM_SLOT",
+        global = true,
         value_name = "NAME",
         help_heading = "Slot"
     )]
@@ -248,29 +257,42 @@ pub struct Cli {
     #[arg(long, help_heading = "Output", env = "PGSTREAM_NO_LOOP", value_parser = BoolishValueParser::new())]
     pub no_loop: bool,
     /// More log output on stderr (repeat for more)
-    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging", env = "PGSTREAM_VERBOSE")]
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging", env = "PGSTREAM_VERBOSE", global = true)]
     pub verbose: u8,
     /// Only errors on stderr
-    #[arg(short = 'q', long, help_heading = "Logging", env = "PGSTREAM_QUIET", value_parser = BoolishValueParser::new())]
+    #[arg(short = 'q', long, help_heading = "Logging", env = "PGSTREAM_QUIET", value_parser = BoolishValueParser::new(), global = true)]
     pub quiet: bool,
 
     /// Print help
-    #[arg(long, action = ArgAction::Help, help_heading = "Other")]
+    #[arg(long, action = ArgAction::Help, global = true, help_heading = "Other")]
     pub help: Option<bool>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-/// Helpers for installing pgstream; streaming needs no subcommand.
+/// What else pgstream does; streaming needs no subcommand.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
+    /// Print the database's logical slots with their lag and retained WAL,
+    /// one JSON line each (a table on a terminal); -S for one slot
+    #[command(disable_help_flag = true)]
+    Status,
+    #[command(flatten)]
+    Print(Print),
+}
+
+/// Helpers for installing pgstream: they print a file and connect nowhere.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Print {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(disable_help_flag = true)]
     Completions {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff), e.g. `pgstream man > pgstream.1`
+    #[command(disable_help_flag = true)]
     Man,
 }
 
@@ -279,17 +301,7 @@ impl Cli {
     /// [`Config::validate`] to [`pgstream::run`].
     pub fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let slot = self.slot.clone().unwrap_or_default();
-        let conn = ConnArgs {
-            dbname: self.dbname.clone(),
-            host: self.host.clone(),
-            port: self.port.clone(),
-            username: self.username.clone(),
-            sslmode: self.sslmode.clone(),
-            sslrootcert: self.sslrootcert.clone(),
-            sslcert: self.sslcert.clone(),
-            sslkey: self.sslkey.clone(),
-        };
-        let mut config = Config::with_env(&conn, slot, env)?;
+        let mut config = Config::with_env(&self.conn_args(), slot, env)?;
         let mut publications: Vec<String> = self
             .publications
             .iter()
@@ -344,6 +356,20 @@ impl Cli {
 }
 
 impl Cli {
+    /// The connection flags.
+    pub fn conn_args(&self) -> ConnArgs {
+        ConnArgs {
+            dbname: self.dbname.clone(),
+            host: self.host.clone(),
+            port: self.port.clone(),
+            username: self.username.clone(),
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
+        }
+    }
+
     /// `--create-slot` / `--no-create-slot`, else their variables (at most
     /// one of them true), else create.
     fn create_slot(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<bool> {
@@ -396,17 +422,17 @@ pub fn unset_empty_env() {
     }
 }
 
-impl Command {
+impl Print {
     /// Writes the completion script or man page to `out`.
     pub fn run(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         use clap::CommandFactory;
         let mut cmd = Cli::command();
         match self {
-            Command::Completions { shell } => {
+            Print::Completions { shell } => {
                 clap_complete::generate(*shell, &mut cmd, "pgstream", out);
                 Ok(())
             }
-            Command::Man => clap_mangen::Man::new(cmd).render(out),
+            Print::Man => clap_mangen::Man::new(cmd).render(out),
         }
     }
 }
@@ -462,9 +488,11 @@ mod tests {
             &["completions", "zsh"],
             &["man"],
         ] {
-            let cli = parse(args);
+            let Some(Command::Print(print)) = parse(args).command else {
+                panic!("{args:?} is not a print command");
+            };
             let mut out = Vec::new();
-            cli.command.unwrap().run(&mut out).unwrap();
+            print.run(&mut out).unwrap();
             let text = String::from_utf8(out).unwrap();
             assert!(
                 text.contains("pgstream") && text.contains("publication"),

@@ -29,6 +29,8 @@
 //!   end is reached, or an [`Error`] no reconnection can cure.
 //! - [`Handler`]: receives each [`Event`] and completes transactions with a
 //!   [`Completion`]; [`JsonLines`] is the binary's handler.
+//! - [`status`]: the database's logical slots, their lag and retained WAL
+//!   (`pgstream status`).
 //! - [`event`]: the event model, borrowed from pgstream's buffers, with the
 //!   table ([`event::Relation`]) and typed values ([`event::Row::to_json`]).
 //!
@@ -50,6 +52,7 @@ mod pipeline;
 mod replication;
 mod sql;
 mod stats;
+pub mod status;
 mod systemd;
 mod tls;
 mod writer;

@@ -22,6 +22,7 @@ mod schema;
 mod slots;
 mod smoke;
 mod snapshot;
+mod status;
 mod streaming;
 mod tls;
 mod values;
