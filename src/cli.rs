@@ -256,6 +256,15 @@ pub struct Cli {
     /// On a lost connection exit 1 instead of reconnecting
     #[arg(long, help_heading = "Output", env = "PGSTREAM_NO_LOOP", value_parser = BoolishValueParser::new())]
     pub no_loop: bool,
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics and health on
+    /// /healthz (200 while streaming, else 503 and why)
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        help_heading = "Monitoring",
+        env = "PGSTREAM_METRICS_ADDR"
+    )]
+    pub metrics_addr: Option<String>,
     /// More log output on stderr (repeat for more)
     #[arg(short = 'v', long, action = ArgAction::Count, help_heading = "Logging", env = "PGSTREAM_VERBOSE", global = true)]
     pub verbose: u8,

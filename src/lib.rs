@@ -47,6 +47,7 @@ pub mod event;
 mod filter;
 mod handler;
 mod jsonl;
+mod metrics;
 mod output;
 mod pipeline;
 mod replication;
@@ -64,6 +65,7 @@ pub use error::{Error, Result, ServerError};
 pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
 pub use handler::{Completion, Handler, HandlerError};
 pub use jsonl::{JsonLines, Reopen};
+pub use metrics::Metrics;
 pub use pipeline::{run, Control, SLOT_LOG};
 
 /// docs/library.md's example compiles (`cargo test --doc`).

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 use futures_util::StreamExt;
-use pgstream::{Control, Error, JsonLines};
+use pgstream::{Control, Error, JsonLines, Metrics};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
@@ -53,6 +53,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = runtime.block_on(async {
+        let metrics = match &cli.metrics_addr {
+            Some(addr) => Some(serve_metrics(addr).await?),
+            None => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (report_tx, report_rx) = watch::channel(());
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             Control {
                 shutdown: stop_rx,
                 report: report_rx,
+                metrics,
             },
         )
         .await
@@ -97,6 +102,20 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// Listens on `--metrics-addr` (a port in use is a usage error) and serves
+/// the run's metrics there from a task of its own.
+async fn serve_metrics(addr: &str) -> Result<Metrics, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::usage(format!("cannot listen on --metrics-addr {addr}: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        log::info!("serving metrics on http://{local}/metrics and health on /healthz");
+    }
+    let metrics = Metrics::new();
+    tokio::spawn(metrics.clone().serve(listener));
+    Ok(metrics)
 }
 
 /// `pgstream status`: JSON lines, or a table when stdout is a terminal.

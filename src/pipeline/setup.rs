@@ -14,6 +14,7 @@ use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn};
 use crate::handler::Handler;
+use crate::metrics::State;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
@@ -118,6 +119,7 @@ pub(super) async fn start_stream<H: Handler>(
                 .unwrap_or(0)
         }
         None if config.snapshot => {
+            st.metrics.set_state(State::Snapshot);
             snapshot::take(
                 config,
                 &server.params,

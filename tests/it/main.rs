@@ -16,6 +16,7 @@ mod harness;
 mod jsontext;
 mod library;
 mod lifecycle;
+mod metrics;
 mod operations;
 mod origins;
 mod schema;
