@@ -14,7 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    free_port, ha_bin, quote_literal, run, vec_of, wait_until, Cluster, Proc, TestDb, TIMEOUT,
+    free_port, ha_bin, quote_literal, run, server_major, vec_of, version_skip, wait_until, Cluster,
+    Proc, TestDb, TIMEOUT,
 };
 
 fn setup(db: &TestDb) {
@@ -155,6 +156,24 @@ fn no_qualifying_host_is_retried_and_no_loop_exits_1_naming_each_host() {
         out.stderr
     );
     assert!(!db.slot_exists(&slot), "a slot was created on a primary");
+
+    // One host with attributes is checked too (PGTARGETSESSIONATTRS).
+    let mut single = db.tcp_conn_args();
+    single.extend(vec_of(&[
+        "--slot",
+        &slot,
+        "--publication",
+        "p",
+        "--no-loop",
+    ]));
+    let out = run(&single, &[("PGTARGETSESSIONATTRS", "read-only")], TIMEOUT);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("127.0.0.1:{live}: is a primary, not read-only")),
+        "{}",
+        out.stderr
+    );
 
     let mut p = Proc::spawn(&args, &[]);
     wait_until("a second walk over the list", TIMEOUT, || {
@@ -370,6 +389,9 @@ fn synced_slot_on_a_standby_waits_for_a_promotion() {
 /// exit 3, and no new slot on the new primary.
 #[test]
 fn failover_to_a_server_without_the_slot_exits_3() {
+    if server_major() < 12 && version_skip("a standby made with standby.signal needs 12+") {
+        return;
+    }
     let primary = Cluster::start(&[]);
     let standby = primary.make_standby("sb", &[]);
     let db = primary.new_db("ha_noslot");

@@ -1075,7 +1075,7 @@ impl Cluster {
         read_lossy(&self.log_file)
     }
 
-    /// A hot standby of this (dedicated) cluster, as an operator without
+    /// A hot standby (PostgreSQL 12+) of this (dedicated) cluster, as an operator without
     /// pg_basebackup makes one: a physical slot `name` on this server, a
     /// clean stop, a copy of the data directory (its slots left out, as
     /// pg_basebackup leaves them), `standby.signal`, and replication from
