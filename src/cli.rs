@@ -77,7 +77,8 @@ pub struct Cli {
     #[arg(
         short = 'd',
         long = "dbname",
-        value_name = "CONNINFO", value_hint = ValueHint::Other,
+        value_name = "CONNINFO",
+        value_hint = ValueHint::Other,
         help_heading = "Connection",
         env = "PGSTREAM_DBNAME",
         global = true,
@@ -88,9 +89,11 @@ pub struct Cli {
     #[arg(
         short = 'h',
         long,
-        value_name = "HOST", value_hint = ValueHint::Hostname,
+        value_name = "HOST",
+        value_hint = ValueHint::Hostname,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_HOST",
+        hide_env_values = true,
+        env = "PGSTREAM_HOST",
         global = true
     )]
     pub host: Option<String>,
@@ -98,9 +101,11 @@ pub struct Cli {
     #[arg(
         short = 'p',
         long,
-        value_name = "PORT", value_hint = ValueHint::Other,
+        value_name = "PORT",
+        value_hint = ValueHint::Other,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_PORT",
+        hide_env_values = true,
+        env = "PGSTREAM_PORT",
         global = true
     )]
     pub port: Option<String>,
@@ -111,7 +116,8 @@ pub struct Cli {
         value_name = "NAME",
         value_hint = ValueHint::Username,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_USERNAME",
+        hide_env_values = true,
+        env = "PGSTREAM_USERNAME",
         global = true
     )]
     pub username: Option<String>,
@@ -119,38 +125,46 @@ pub struct Cli {
     /// TLS: disable, allow, prefer, require, verify-ca, verify-full [default: prefer]
     #[arg(
         long,
-        value_name = "MODE", value_hint = ValueHint::Other,
+        value_name = "MODE",
+        value_hint = ValueHint::Other,
         value_parser = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
         hide_possible_values = true,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_SSLMODE",
+        hide_env_values = true,
+        env = "PGSTREAM_SSLMODE",
         global = true
     )]
     pub sslmode: Option<String>,
     /// TLS: CA certificates to verify the server with ('system': the OS store)
     #[arg(
         long,
-        value_name = "FILE", value_hint = ValueHint::FilePath,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_SSLROOTCERT",
+        hide_env_values = true,
+        env = "PGSTREAM_SSLROOTCERT",
         global = true
     )]
     pub sslrootcert: Option<String>,
     /// TLS: client certificate, for cert authentication
     #[arg(
         long,
-        value_name = "FILE", value_hint = ValueHint::FilePath,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_SSLCERT",
+        hide_env_values = true,
+        env = "PGSTREAM_SSLCERT",
         global = true
     )]
     pub sslcert: Option<String>,
     /// TLS: the client certificate's private key
     #[arg(
         long,
-        value_name = "FILE", value_hint = ValueHint::FilePath,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_SSLKEY",
+        hide_env_values = true,
+        env = "PGSTREAM_SSLKEY",
         global = true
     )]
     pub sslkey: Option<String>,
@@ -159,7 +173,8 @@ pub struct Cli {
     #[arg(
         short = 'S',
         long,
-        hide_env_values = true, env = "PGSTREAM_SLOT",
+        hide_env_values = true,
+        env = "PGSTREAM_SLOT",
         global = true,
         value_name = "NAME",
         value_hint = ValueHint::Other,
@@ -197,26 +212,32 @@ pub struct Cli {
     /// Start position [default: the slot's confirmed position]
     #[arg(
         long,
-        value_name = "LSN", value_hint = ValueHint::Other,
+        value_name = "LSN",
+        value_hint = ValueHint::Other,
         help_heading = "Stream",
-        hide_env_values = true, env = "PGSTREAM_START_LSN"
+        hide_env_values = true,
+        env = "PGSTREAM_START_LSN"
     )]
     pub start_lsn: Option<String>,
     /// Exit 0 once every transaction committed at or before LSN is written;
     /// 'now' means the server's WAL position at connect time
     #[arg(
         long,
-        value_name = "LSN|now", value_hint = ValueHint::Other,
+        value_name = "LSN|now",
+        value_hint = ValueHint::Other,
         help_heading = "Stream",
-        hide_env_values = true, env = "PGSTREAM_END_LSN"
+        hide_env_values = true,
+        env = "PGSTREAM_END_LSN"
     )]
     pub end_lsn: Option<String>,
     /// Exit 0 at the end of the transaction holding the N-th change
     #[arg(
         long,
-        value_name = "N", value_hint = ValueHint::Other,
+        value_name = "N",
+        value_hint = ValueHint::Other,
         help_heading = "Stream",
-        hide_env_values = true, env = "PGSTREAM_MAX_CHANGES"
+        hide_env_values = true,
+        env = "PGSTREAM_MAX_CHANGES"
     )]
     pub max_changes: Option<u64>,
     /// Stream only tables matching schema.table (`*` wildcards; repeatable)
@@ -263,28 +284,34 @@ pub struct Cli {
     #[arg(
         short = 'f',
         long,
-        value_name = "PATH", value_hint = ValueHint::FilePath,
+        value_name = "PATH",
+        value_hint = ValueHint::FilePath,
         help_heading = "Output",
-        hide_env_values = true, env = "PGSTREAM_FILE"
+        hide_env_values = true,
+        env = "PGSTREAM_FILE"
     )]
     pub file: Option<PathBuf>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
         short = 's',
         long,
-        value_name = "SECS", value_hint = ValueHint::Other,
+        value_name = "SECS",
+        value_hint = ValueHint::Other,
         default_value_t = 10,
         help_heading = "Connection",
-        hide_env_values = true, env = "PGSTREAM_STATUS_INTERVAL"
+        hide_env_values = true,
+        env = "PGSTREAM_STATUS_INTERVAL"
     )]
     pub status_interval: u64,
     /// Seconds between progress lines on stderr (0 = off; SIGUSR1 asks for one)
     #[arg(
         long,
-        value_name = "SECS", value_hint = ValueHint::Other,
+        value_name = "SECS",
+        value_hint = ValueHint::Other,
         default_value_t = 0,
         help_heading = "Logging",
-        hide_env_values = true, env = "PGSTREAM_STATS_INTERVAL"
+        hide_env_values = true,
+        env = "PGSTREAM_STATS_INTERVAL"
     )]
     pub stats_interval: u64,
     /// On a lost connection exit 1 instead of reconnecting
@@ -294,9 +321,11 @@ pub struct Cli {
     /// /healthz (200 while streaming, else 503 and why)
     #[arg(
         long,
-        value_name = "HOST:PORT", value_hint = ValueHint::Other,
+        value_name = "HOST:PORT",
+        value_hint = ValueHint::Other,
         help_heading = "Monitoring",
-        hide_env_values = true, env = "PGSTREAM_METRICS_ADDR"
+        hide_env_values = true,
+        env = "PGSTREAM_METRICS_ADDR"
     )]
     pub metrics_addr: Option<String>,
     /// More log output on stderr (repeat for more)

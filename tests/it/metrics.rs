@@ -45,7 +45,8 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
-/// pgstream with `--metrics-addr 127.0.0.1:0`, and the address it took.
+/// pgstream with `--metrics-addr 127.0.0.1:0`, and the address it took,
+/// once `/healthz` says it streams (its slot exists from then on).
 fn spawn_metered(mut args: Vec<String>) -> (Proc, String) {
     args.extend(vec_of(&["--metrics-addr", "127.0.0.1:0", "-v"]));
     let mut p = Proc::spawn(&args, &[]);
@@ -56,6 +57,9 @@ fn spawn_metered(mut args: Vec<String>) -> (Proc, String) {
         .and_then(|rest| rest.split("/metrics").next())
         .unwrap_or_else(|| panic!("no address in {stderr}"))
         .to_string();
+    wait_until("healthz 200", TIMEOUT, || {
+        get(&addr, "/healthz").filter(|(code, _)| *code == 200)
+    });
     (p, addr)
 }
 
@@ -121,9 +125,6 @@ fn scrape_is_clean_and_agrees_with_the_server() {
     ]);
     args.extend(vec_of(&["--include-tx"]));
     let (mut p, addr) = spawn_metered(args);
-    wait_until("healthz 200", TIMEOUT, || {
-        get(&addr, "/healthz").filter(|(code, _)| *code == 200)
-    });
     db.insert_each(1..=3);
     db.sql_sync("UPDATE t SET v = 'changed' WHERE id = 2; DELETE FROM t WHERE id = 3;");
     // 5 transactions: 5 begins, 5 commits, 3 inserts, 1 update, 1 delete.
@@ -219,7 +220,7 @@ fn healthz_follows_the_server_down_and_up() {
         })
         .1
     };
-    assert_eq!(healthz(200), "streaming\n");
+    assert_eq!(get(&addr, "/healthz").unwrap().1, "streaming\n");
 
     cluster.stop("fast");
     let reason = healthz(503);
