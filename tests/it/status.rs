@@ -8,7 +8,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::harness::{
-    parse_lsn, quote_literal, run, server_major, vec_of, Cluster, Proc, TestDb, TIMEOUT,
+    ha_bin, parse_lsn, quote_literal, run, server_major, vec_of, wait_until, Cluster, Proc, TestDb,
+    TIMEOUT,
 };
 
 /// `pgstream status` with `extra` flags, which must exit 0: its lines.
@@ -222,4 +223,58 @@ fn a_terminal_gets_a_table() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() == 2 && lines[0].starts_with("SLOT "), "{text}");
     assert!(lines[1].starts_with(&format!("{slot} ")), "{text}");
+}
+
+/// On a hot standby (16+ has logical slots there) the lag is measured
+/// against the replay position, the WAL it has and can decode (it has no
+/// current WAL position of its own: pg_current_wal_lsn() fails there).
+#[test]
+fn on_a_standby_lag_is_against_the_replay_position() {
+    let Some(bin) = ha_bin(16, "logical slots on a standby") else {
+        return;
+    };
+    let primary = Cluster::start_with_bin(&bin, &[]);
+    let standby = primary.make_standby("sb", &[]);
+    let db = primary.new_db("status_standby");
+    db.sql("CREATE TABLE t (id int PRIMARY KEY, v text);");
+    let sdb = db.on(&standby);
+    let replay = || parse_lsn(&sdb.sql("SELECT pg_last_wal_replay_lsn()"));
+    let slot = format!("{}_s", db.name);
+    let (server, name, create) = (
+        standby.server().clone(),
+        db.name.clone(),
+        format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"),
+    );
+    wait_until("the database on the standby", TIMEOUT, || {
+        sdb.try_sql("SELECT count(*) FROM t").ok()
+    });
+    // Creating a slot on a standby waits for a snapshot from the primary.
+    let creating = std::thread::spawn(move || server.sql(&name, &create));
+    wait_until("the slot on the standby", TIMEOUT, || {
+        primary.sql("postgres", "SELECT pg_log_standby_snapshot()");
+        creating.is_finished().then_some(())
+    });
+    creating.join().expect("slot created");
+    db.insert_each(1..=3);
+    let written = parse_lsn(&db.current_wal_lsn());
+    wait_until("the standby to replay the inserts", TIMEOUT, || {
+        (replay() >= written).then_some(())
+    });
+
+    let before = replay();
+    let lines = status(&sdb, &["-S", &slot]);
+    let after = replay();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let confirmed = parse_lsn(lines[0]["confirmed_flush_lsn"].as_str().unwrap());
+    let lag = lines[0]["lag_bytes"].as_u64().unwrap();
+    assert!(
+        lag > 0 && (before - confirmed..=after - confirmed).contains(&lag),
+        "lag {lag} outside {}..={}",
+        before - confirmed,
+        after - confirmed
+    );
+    assert_eq!(
+        lines[0]["confirmed_flush_lsn"],
+        server_row(&sdb, &slot)["confirmed_flush_lsn"]
+    );
 }
