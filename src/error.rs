@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::decode::DecodeError;
+use crate::sink::HandlerError;
 
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,7 +98,7 @@ pub enum Error {
     Waiting(String),
     /// The [`Handler`](crate::Handler) failed (exit 1).
     #[error("handler failed: {0}")]
-    Handler(crate::handler::HandlerError),
+    Handler(HandlerError),
 }
 
 impl Error {
@@ -131,6 +132,17 @@ impl Error {
             Error::Connection { .. } | Error::Waiting(_) => true,
             Error::Server { source, .. } => !is_config_sqlstate(&source.code),
             _ => false,
+        }
+    }
+
+    /// A handler's error as the library reports it: [`Error::Handler`],
+    /// never retried, but for [`Error::Output`], which keeps its meaning (a
+    /// closed output is a clean stop).
+    pub(crate) fn from_handler(e: HandlerError) -> Error {
+        match e.downcast::<Error>() {
+            Ok(e) if matches!(*e, Error::Output(_)) => *e,
+            Ok(e) => Error::Handler(e),
+            Err(e) => Error::Handler(e),
         }
     }
 

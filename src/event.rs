@@ -1,15 +1,51 @@
 //! The event model: what every decoder produces and every
-//! [`Handler`](crate::Handler) receives, the JSON Lines writer included.
+//! [`Handler`](crate::Handler) receives, the sinks included.
+//!
+//! The model imports nothing of the crate: decoders build on it, sinks and
+//! the pipeline read it. ([`Row::to_json`] is implemented beside the
+//! encoder it calls.)
 //!
 //! Events borrow from the decoder (relation cache, message bytes, scratch
 //! space), so producing one allocates nothing; copy out what must outlive a
 //! handler call. Nothing in an event says which output plugin decoded it.
 //! docs/output.md describes each field as the JSON output shows it.
 
-pub use crate::decode::value::ValueKind;
-
 /// A WAL position (`X/XXXXXXXX` when printed, see [`fmt_lsn`]).
 pub type Lsn = u64;
+
+/// How a column's text form becomes JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// bool: `t`/`f` become `true`/`false`.
+    Bool,
+    /// int2, int4, int8, oid: the text is copied as a JSON number.
+    Int,
+    /// float8: a JSON number in the shortest form that reads back as the
+    /// same double; `NaN` and `±Infinity` as strings.
+    Float,
+    /// float4: the same, shortest for a single-precision float.
+    Float4,
+    /// numeric: an exact string.
+    Numeric,
+    /// json, jsonb: embedded as a value.
+    Json,
+    /// timestamptz: an RFC 3339 string in UTC.
+    Timestamptz,
+    /// timestamp: an ISO 8601 string without zone.
+    Timestamp,
+    /// bytea: the hex form as a string.
+    Bytea,
+    /// Everything else: a JSON string of the text output.
+    Text,
+    /// An array of `elem`, whose text form separates elements with `delim`.
+    Array {
+        /// The kind of each element.
+        elem: Box<ValueKind>,
+        /// The type's `typdelim`: `;` for box, `,` otherwise.
+        delim: u8,
+    },
+}
 
 /// Microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's timestamp epoch.
 pub type PgTimestamp = i64;
@@ -182,24 +218,6 @@ impl<'a> Row<'a> {
     /// The value of the column named `name`, if the image carries it.
     pub fn get_named(&self, name: &str) -> Option<Datum<'a>> {
         self.columns().find(|(c, _)| c.name == name).map(|(_, d)| d)
-    }
-
-    /// The image as a JSON object, values typed as the JSON output types
-    /// them (numbers, booleans, embedded JSON, RFC 3339 times…); unchanged
-    /// TOAST values are left out. Allocates: for handlers, not the hot path.
-    ///
-    /// ```
-    /// # fn f(event: &pgstream::Event<'_>) {
-    /// if let Some(row) = event.new {
-    ///     let row = row.to_json();
-    ///     println!("id = {}", row["id"]);
-    /// }
-    /// # }
-    /// ```
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut out = Vec::new();
-        crate::output::write_row_object(&mut out, *self);
-        serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
     }
 
     /// The columns this image carries, with their values.

@@ -43,25 +43,22 @@ mod decode;
 mod error;
 pub mod event;
 mod filter;
-mod handler;
-mod jsonl;
-mod output;
 mod pipeline;
 mod replication;
+mod sink;
 mod sql;
 mod stats;
 mod systemd;
 mod tls;
-mod writer;
 
 pub use config::{Config, EndLsn, Plugin};
 pub use conninfo::ConnArgs;
 pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
 pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
-pub use handler::{Completion, Handler, HandlerError};
-pub use jsonl::{JsonLines, Reopen};
 pub use pipeline::{run, Control, SLOT_LOG};
+pub use sink::jsonl::{JsonLines, Reopen};
+pub use sink::{Completion, Handler, HandlerError};
 
 /// docs/library.md's example compiles (`cargo test --doc`).
 #[cfg(doctest)]

@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 
 use super::catalog::{Catalog, CatalogRequest};
-use super::value::ValueKind;
 use super::{DecodeError, Decoded, Decoder, Events};
+use crate::event::ValueKind;
 use crate::event::{
     Column, Event, Lsn, Message, Op, PgTimestamp, RawDatum, Relation, Row, TruncateFlags,
 };

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 
 use crate::event::Lsn;
-use crate::handler::{Completion, HandlerError, Work};
+use crate::sink::{Completion, HandlerError, Work};
 
 /// Pending completions. Only the oldest is polled, so they complete (and
 /// their futures run) in order.

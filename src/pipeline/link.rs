@@ -15,9 +15,9 @@ use tokio::time::{sleep_until, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, Lsn};
-use crate::handler::{into_error, Completion, Handler, HandlerError};
 use crate::replication::conn::ReplicationConn;
 use crate::replication::protocol::{pg_now, standby_status_update};
+use crate::sink::{Completion, Handler, HandlerError};
 
 use super::{stop_requested, RunState, Stop, STOP_GRACE};
 
@@ -103,7 +103,7 @@ impl<'s> Link<'s> {
                 _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
                 // PRIORITY 2: a completion: more may be acknowledged, and
                 // reading may resume.
-                done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
+                done = self.st.completions.next() => Wake::Completed(done.map_err(Error::from_handler)?),
                 // PRIORITY 3: a periodic status update (also keeps the server
                 // from timing us out while the handler is slow).
                 _ = sleep_until(status_at) => Wake::Status,
@@ -171,7 +171,7 @@ impl<'s> Link<'s> {
         repl: &mut ReplicationConn,
         call: impl Future<Output = Result<T, HandlerError>>,
     ) -> Result<Option<T>> {
-        self.keep_up(repl, async { call.await.map_err(into_error) })
+        self.keep_up(repl, async { call.await.map_err(Error::from_handler) })
             .await
     }
 

@@ -10,6 +10,7 @@ mod completions;
 mod emit;
 mod link;
 mod setup;
+mod snapshot;
 mod stream;
 
 use completions::Completions;
@@ -28,10 +29,9 @@ use crate::config::{Config, EndLsn};
 use crate::decode::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
-use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
-use crate::sql::snapshot;
+use crate::sink::Handler;
 use crate::stats::Stats;
 use crate::systemd::Notifier;
 

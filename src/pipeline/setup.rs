@@ -7,17 +7,18 @@ use tokio::time::{sleep, Instant};
 
 use tokio_postgres::error::SqlState;
 
+use super::snapshot;
 use crate::config::{no_publication, two_phase_needs_pgoutput, Config, EndLsn, Plugin};
 use crate::decode::pgoutput::PgOutput;
 use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn};
-use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
+use crate::sink::Handler;
+use crate::sql;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
-use crate::sql::{self, snapshot};
 
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 

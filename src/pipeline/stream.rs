@@ -13,9 +13,9 @@ use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, Event};
-use crate::handler::{into_error, Handler};
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
+use crate::sink::Handler;
 use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
@@ -86,7 +86,7 @@ impl Stream<'_> {
                         return self.abandon(handler).await;
                     }
                 }
-                e = handler.failed() => return Err(into_error(e)),
+                e = handler.failed() => return Err(Error::from_handler(e)),
                 // A server silent through several replies asked for is gone.
                 _ = sleep_until(silence), if self.reading() => {
                     return Err(Error::connection(

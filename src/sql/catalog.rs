@@ -10,8 +10,9 @@ use tokio_postgres::Client;
 
 use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest, TableColumn, TableInfo};
-use crate::decode::value::{builtin_kind, ValueKind};
+use crate::decode::value::builtin_kind;
 use crate::error::{Error, Result, ServerError};
+use crate::event::ValueKind;
 use crate::event::{parse_lsn, Lsn};
 use crate::tls::{self, Connector, Failed, MakeTls, Stage, Transport};
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::decode::catalog::TableColumn;
-use crate::decode::value::ValueKind;
+use crate::event::ValueKind;
 use crate::event::{fmt_lsn, parse_lsn};
 
 /// The workload behind [`FIXTURE`], on PostgreSQL 15 with wal2json 2.5:
@@ -137,7 +137,7 @@ fn answer(req: &CatalogRequest, cat: &mut Catalog) {
 /// An event as its JSON line; commits also show the end LSN.
 fn line(ev: &Event<'_>) -> String {
     let mut out = Vec::new();
-    crate::output::write_event(&mut out, ev);
+    crate::sink::encode::Format::Pgstream.write_event(&mut out, ev);
     let line = String::from_utf8(out).unwrap().trim_end().to_owned();
     match ev.end_lsn {
         Some(end) => format!("{line} end={}", fmt_lsn(end)),

@@ -42,18 +42,18 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
-use super::catalog::{pg_error, CatalogConn};
-use super::pool::{self, Pool, Pooled};
-use super::tables::{self, Table};
+use super::SESSION_SETTINGS;
 use crate::config::{Config, Plugin};
 use crate::conninfo::ConnParams;
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
 use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
-use crate::handler::{into_error, Completion, Handler};
-use crate::pipeline::SESSION_SETTINGS;
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
+use crate::sink::{Completion, Handler};
+use crate::sql::catalog::{pg_error, CatalogConn};
+use crate::sql::pool::{self, Pool, Pooled};
+use crate::sql::tables::{self, Table};
 use crate::systemd::{Notifier, EXTEND_BY};
 
 /// Copy tasks hand their rows over in chunks of about this size.
@@ -329,7 +329,7 @@ async fn copy<H: Handler>(
     loop {
         tokio::select! {
             biased;
-            e = handler.failed() => return Err(into_error(e)),
+            e = handler.failed() => return Err(Error::from_handler(e)),
             // A task ended; the first error ends the snapshot.
             Some(joined) = workers.join_next() => match joined {
                 Ok(result) => result?,
@@ -361,13 +361,13 @@ async fn copy<H: Handler>(
     let completions = [
         ticking(progress, handler.commit(&end))
             .await
-            .map_err(into_error)?,
+            .map_err(Error::from_handler)?,
         ticking(progress, handler.flush())
             .await
-            .map_err(into_error)?,
+            .map_err(Error::from_handler)?,
     ];
     for work in completions.into_iter().filter_map(Completion::into_future) {
-        ticking(progress, work).await.map_err(into_error)?;
+        ticking(progress, work).await.map_err(Error::from_handler)?;
     }
     Ok(())
 }
@@ -395,7 +395,7 @@ async fn deliver<H: Handler>(
             datums,
             key_only: false,
         });
-        handler.event(&ev).await.map_err(into_error)?;
+        handler.event(&ev).await.map_err(Error::from_handler)?;
     }
     Ok(())
 }
