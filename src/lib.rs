@@ -59,6 +59,8 @@ pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
 pub use pipeline::{run, Control, SLOT_LOG};
 pub use sink::jsonl::{JsonLines, Reopen};
 pub use sink::{Completion, Handler, HandlerError};
+/// SQLSTATE codes, as [`ServerError::code`] holds them.
+pub use tokio_postgres::error::SqlState;
 
 /// docs/library.md's example compiles (`cargo test --doc`).
 #[cfg(doctest)]

@@ -23,6 +23,7 @@ use std::time::Duration;
 use log::{info, warn};
 use tokio::sync::watch;
 use tokio::time::{sleep, timeout, Instant};
+use tokio_postgres::error::SqlState;
 
 use crate::ack::Ack;
 use crate::config::{Config, EndLsn};
@@ -220,10 +221,12 @@ async fn drop_slot(config: &Config) -> Result<()> {
         .simple_query(&commands::drop_slot(&config.slot))
         .await
         .map_err(|e| match e {
-            Error::Server { source, .. } if source.code == "42704" => Error::usage(format!(
-                "replication slot \"{}\" does not exist",
-                config.slot
-            )),
+            Error::Server { source, .. } if source.code == SqlState::UNDEFINED_OBJECT => {
+                Error::usage(format!(
+                    "replication slot \"{}\" does not exist",
+                    config.slot
+                ))
+            }
             e => e,
         });
     // With the slot gone (or never there), so is its unfinished snapshot.

@@ -421,7 +421,7 @@ fn proto_version(config: &Config, server: i32) -> Result<u32> {
 /// Adds what to do to the connection errors only the operator can fix.
 fn explain_connect(e: Error) -> Error {
     match &e {
-        Error::Server { source, .. } if source.code == "42501" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::INSUFFICIENT_PRIVILEGE => Error::usage(format!(
             "{e}; grant it with ALTER ROLE … REPLICATION (and allow replication connections in pg_hba.conf)"
         )),
         _ => e,
@@ -446,12 +446,12 @@ async fn explain_start_error(
     let Error::Server { source, .. } = &e else {
         return e;
     };
-    let code = SqlState::from_code(&source.code);
-    if code == SqlState::OBJECT_IN_USE {
+    let code = &source.code;
+    if *code == SqlState::OBJECT_IN_USE {
         let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
         return slot_in_use(config, &pid, reconnect);
     }
-    if code == SqlState::UNDEFINED_OBJECT || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
+    if *code == SqlState::UNDEFINED_OBJECT || *code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
         match catalog.slot(&config.slot).await {
             Ok(None) => return slot_lost(config, "no longer exists".into()),
             Ok(Some(slot)) => {

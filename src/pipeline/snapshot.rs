@@ -41,6 +41,7 @@ use log::{debug, info, warn};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
+use tokio_postgres::error::SqlState;
 
 use super::SESSION_SETTINGS;
 use crate::config::{Config, Plugin};
@@ -505,7 +506,12 @@ async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42704") => Ok(()),
+        Err(e)
+            if e.as_db_error()
+                .is_some_and(|d| *d.code() == SqlState::UNDEFINED_OBJECT) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(pg_error(e, format!("dropping marker slot {marker}"))),
     }
 }
@@ -513,11 +519,11 @@ async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
 /// Adds what to do when the marker cannot be created.
 fn explain_marker(e: Error, marker: &str) -> Error {
     match &e {
-        Error::Server { source, .. } if source.code == "53400" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::CONFIGURATION_LIMIT_EXCEEDED => Error::usage(format!(
             "{e}; --snapshot needs one more replication slot (marker {marker}) while it runs: \
              raise max_replication_slots or drop an unused slot"
         )),
-        Error::Server { source, .. } if source.code == "42710" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::DUPLICATE_OBJECT => Error::usage(format!(
             "{e}; another pgstream may be taking a snapshot for this slot; if not, drop the marker with \
              SELECT pg_drop_replication_slot('{marker}')"
         )),

@@ -429,7 +429,7 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
         return Error::Server {
             context,
             source: ServerError {
-                code: db.code().code().to_string(),
+                code: db.code().clone(),
                 message: db.message().to_string(),
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
