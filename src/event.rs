@@ -10,8 +10,9 @@
 //! handler call. Nothing in an event says which output plugin decoded it.
 //! docs/output.md describes each field as the JSON output shows it.
 
-/// A WAL position (`X/XXXXXXXX` when printed, see [`fmt_lsn`]).
-pub type Lsn = u64;
+mod lsn;
+
+pub use lsn::{Lsn, ParseLsnError};
 
 /// How a column's text form becomes JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,38 +338,5 @@ impl<'a> Event<'a> {
             old: None,
             new: None,
         }
-    }
-}
-
-/// Formats an LSN as PostgreSQL does: `16/B374D848`.
-pub fn fmt_lsn(lsn: Lsn) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-/// Parses `X/XXXXXXXX`.
-pub fn parse_lsn(s: &str) -> Option<Lsn> {
-    let (hi, lo) = s.trim().split_once('/')?;
-    if hi.is_empty() || lo.is_empty() || hi.len() > 8 || lo.len() > 8 {
-        return None;
-    }
-    let hi = u32::from_str_radix(hi, 16).ok()?;
-    let lo = u32::from_str_radix(lo, 16).ok()?;
-    Some((u64::from(hi) << 32) | u64::from(lo))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lsn_round_trip() {
-        assert_eq!(fmt_lsn(0x16_B374_D848), "16/B374D848");
-        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
-        assert_eq!(parse_lsn("0/0"), Some(0));
-        assert_eq!(parse_lsn("0/1A2B3C8"), Some(0x1A2B3C8));
-        assert_eq!(parse_lsn("x/1"), None);
-        assert_eq!(parse_lsn("1"), None);
-        assert_eq!(parse_lsn("/1"), None);
-        assert_eq!(parse_lsn("1/123456789"), None);
     }
 }

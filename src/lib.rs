@@ -55,7 +55,7 @@ pub use config::{Config, EndLsn, Plugin};
 pub use conninfo::ConnArgs;
 pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
-pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
+pub use event::{Event, Lsn, Op, ParseLsnError};
 pub use pipeline::{run, Control, SLOT_LOG};
 pub use sink::jsonl::{JsonLines, Reopen};
 pub use sink::{Completion, Handler, HandlerError};

@@ -14,7 +14,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Lsn};
+use crate::event::Lsn;
 use crate::replication::conn::ReplicationConn;
 use crate::replication::protocol::{pg_now, standby_status_update};
 use crate::sink::{Completion, Handler, HandlerError};
@@ -232,13 +232,12 @@ impl<'s> Link<'s> {
         reply: bool,
     ) -> Result<()> {
         let lsn = self.st.ack.report(Instant::now());
-        debug!("status update: flushed {}", fmt_lsn(lsn));
+        debug!("status update: flushed {lsn}");
         if lsn != self.st.stats.acked {
             self.st.stats.acked = lsn;
             self.st.notifier.notify(&format!(
                 "STATUS=streaming from slot {}, acknowledged {}",
-                self.config.slot,
-                fmt_lsn(lsn)
+                self.config.slot, lsn
             ));
         }
         repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf))

@@ -149,7 +149,7 @@ pub async fn run<H: Handler>(
         return drop_slot(&config).await;
     }
     let mut st = RunState {
-        ack: Ack::new(0, status_interval(&config, None)),
+        ack: Ack::new(Lsn::ZERO, status_interval(&config, None)),
         completions: Completions::default(),
         end_lsn: match config.end_lsn {
             Some(EndLsn::At(lsn)) => Some(lsn),

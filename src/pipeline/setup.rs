@@ -13,7 +13,7 @@ use crate::decode::pgoutput::PgOutput;
 use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, parse_lsn};
+use crate::event::Lsn;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sink::Handler;
@@ -96,7 +96,7 @@ pub(super) async fn start_stream<H: Handler>(
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
         let now = catalog.wal_insert_lsn().await?;
         st.end_lsn = Some(now);
-        debug!("--end-lsn now is {}", fmt_lsn(now));
+        debug!("--end-lsn now is {now}");
     }
     if slot.is_none() && server.in_recovery {
         info!(
@@ -115,8 +115,8 @@ pub(super) async fn start_stream<H: Handler>(
             }
             s.confirmed_flush
                 .as_deref()
-                .and_then(parse_lsn)
-                .unwrap_or(0)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Lsn::ZERO)
         }
         None if config.snapshot => {
             snapshot::take(
@@ -142,14 +142,14 @@ pub(super) async fn start_stream<H: Handler>(
             let point = rows
                 .first()
                 .and_then(|r| r.get(1).cloned().flatten())
-                .and_then(|s| parse_lsn(&s));
+                .and_then(|s| s.parse::<Lsn>().ok());
             info!(
                 target: SLOT_LOG,
                 "created slot {} at {}: its stream begins there",
                 config.slot,
-                point.map(fmt_lsn).unwrap_or_default()
+                point.map(|p| p.to_string()).unwrap_or_default()
             );
-            point.unwrap_or(0)
+            point.unwrap_or(Lsn::ZERO)
         }
     };
     // A reconnect resumes where this run got to, not where the slot says:
@@ -157,7 +157,7 @@ pub(super) async fn start_stream<H: Handler>(
     let start = if st.started {
         st.ack.position()
     } else {
-        config.start_lsn.unwrap_or(0)
+        config.start_lsn.unwrap_or(Lsn::ZERO)
     };
     st.started = true;
     st.ack

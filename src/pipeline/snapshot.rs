@@ -48,7 +48,7 @@ use crate::config::{Config, Plugin};
 use crate::conninfo::ConnParams;
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
+use crate::event::{Event, Lsn, Op, Row};
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
 use crate::sink::{Completion, Handler};
@@ -204,7 +204,8 @@ pub(crate) async fn take<H: Handler>(
         }
     };
     let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
-    let (Some(point), Some(name)) = (field(1).as_deref().and_then(parse_lsn), field(2)) else {
+    let (Some(point), Some(name)) = (field(1).as_deref().and_then(|s| s.parse().ok()), field(2))
+    else {
         return Err(Error::Protocol(format!(
             "CREATE_REPLICATION_SLOT returned no snapshot: {rows:?}"
         )));
@@ -213,7 +214,7 @@ pub(crate) async fn take<H: Handler>(
         target: crate::pipeline::SLOT_LOG,
         "created slot {} at {} with snapshot {name}: its stream begins there",
         config.slot,
-        fmt_lsn(point)
+        point
     );
 
     let mut settings = SESSION_SETTINGS.to_vec();
@@ -628,7 +629,7 @@ impl<'n> Progress<'n> {
             self.tables_done,
             self.rows,
             self.rows as f64 / secs.max(1e-3),
-            fmt_lsn(point)
+            point
         )
     }
 }

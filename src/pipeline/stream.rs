@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Event};
+use crate::event::{Event, Lsn};
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sink::Handler;
@@ -177,7 +177,7 @@ impl Stream<'_> {
                         .decode(wal_start, &data, catalog, &mut events)
                         .map_err(|source| Error::Decode {
                             slot: self.link.config.slot.clone(),
-                            lsn: fmt_lsn(wal_start),
+                            lsn: wal_start.to_string(),
                             source,
                         })?;
                     match decoded {
@@ -246,14 +246,10 @@ impl Stream<'_> {
 
     /// With --end-lsn, after a keepalive outside any transaction: stop once
     /// the server is past the end, else ask again shortly.
-    fn check_end(&mut self, wal_end: u64) {
+    fn check_end(&mut self, wal_end: Lsn) {
         if let Some(end) = self.link.st.end_lsn {
             if wal_end >= end {
-                debug!(
-                    "reached --end-lsn {} (server at {})",
-                    fmt_lsn(end),
-                    fmt_lsn(wal_end)
-                );
+                debug!("reached --end-lsn {end} (server at {wal_end})");
                 self.link.stop = Some(super::Stop::EndLsn);
             } else {
                 self.link.poll_at = Some(Instant::now() + Duration::from_millis(100));
@@ -268,7 +264,7 @@ impl Stream<'_> {
         if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
-            debug!("final status update: flushed {}", fmt_lsn(lsn));
+            debug!("final status update: flushed {lsn}");
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
                 .await?;
             match timeout(Duration::from_millis(500), repl.finish()).await {

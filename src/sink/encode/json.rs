@@ -130,12 +130,7 @@ impl Row<'_> {
 }
 
 fn write_lsn_field(out: &mut Vec<u8>, name: &str, lsn: Lsn) {
-    let _ = write!(
-        out,
-        ",\"{name}\":\"{:X}/{:X}\"",
-        lsn >> 32,
-        lsn & 0xFFFF_FFFF
-    );
+    let _ = write!(out, ",\"{name}\":\"{lsn}\"");
 }
 
 fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datum: Datum<'_>) {
@@ -259,9 +254,9 @@ mod tests {
         ];
         let mut ev = Event::new(Op::Update);
         ev.relation = Some(&r);
-        ev.lsn = Some(0x1A2B6A0);
+        ev.lsn = Some(Lsn(0x1A2B6A0));
         ev.xid = Some(742);
-        ev.commit_lsn = Some(0x1A2B700);
+        ev.commit_lsn = Some(Lsn(0x1A2B700));
         ev.commit_ts = Some(0);
         ev.old = Some(Row {
             relation: &r,
@@ -336,7 +331,7 @@ mod tests {
             r#"{"op":"truncate","schema":"public","table":"orders","cascade":true,"restart_identity":false}"#
         );
         let mut ev = Event::new(Op::Message);
-        ev.lsn = Some(1);
+        ev.lsn = Some(Lsn(1));
         ev.message = Some(Message {
             prefix: b"p",
             content: b"hi \"x\"",
