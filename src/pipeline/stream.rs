@@ -69,7 +69,7 @@ impl Stream<'_> {
                 }
                 continue;
             }
-            if self.link.stop.is_some() && self.link.st.completions.is_empty() {
+            if self.link.stop.requested() && self.link.st.completions.is_empty() {
                 return Ok(());
             }
             if !self.reading() {
@@ -110,7 +110,7 @@ impl Stream<'_> {
     /// Whether to read the server: not once stopping, nor while too many
     /// completions are pending (backpressure).
     fn reading(&self) -> bool {
-        self.link.stop.is_none() && self.link.st.completions.len() < MAX_PENDING
+        !self.link.stop.requested() && self.link.st.completions.len() < MAX_PENDING
     }
 
     /// A stop gave up waiting: the handler drops what it has not started,
@@ -250,9 +250,9 @@ impl Stream<'_> {
         if let Some(end) = self.link.st.end_lsn {
             if wal_end >= end {
                 debug!("reached --end-lsn {end} (server at {wal_end})");
-                self.link.stop = Some(super::Stop::EndLsn);
+                self.link.stop.request(super::Stop::EndLsn);
             } else {
-                self.link.poll_at = Some(Instant::now() + Duration::from_millis(100));
+                self.link.timers.poll_soon();
             }
         }
     }
