@@ -28,9 +28,17 @@
 //! - [`run`]: streams until a stop is asked for ([`Control`]), the configured
 //!   end is reached, or an [`Error`] no reconnection can cure.
 //! - [`Handler`]: receives each [`Event`] and completes transactions with a
-//!   [`Completion`]; [`JsonLines`] is the binary's handler.
+//!   [`Completion`]; every sink is one, [`JsonLines`] is the binary's.
 //! - [`event`]: the event model, borrowed from pgstream's buffers, with the
-//!   table ([`event::Relation`]) and typed values ([`event::Row::to_json`]).
+//!   table ([`event::Relation`]), typed values ([`event::Row::to_json`])
+//!   and WAL positions ([`Lsn`]).
+//! - [`Error`]: what stops a run, with its exit code; a server's error
+//!   ([`ServerError`]) keeps its [`SqlState`].
+//!
+//! Inside, each layer imports only those below it: the pipeline (setup, the
+//! snapshot stage, the stream loop) drives the sinks (the handler trait,
+//! the shared encoder, JSON Lines), the walsender client and ordinary SQL;
+//! decoders turn plugin output into the model, which imports nothing.
 //!
 //! docs/library.md describes the delivery contract; docs/architecture.md
 //! the modules inside.
