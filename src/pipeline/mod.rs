@@ -60,8 +60,8 @@ const CANCEL_GRACE: Duration = Duration::from_millis(200);
 /// hold (it notices a dead client within moments).
 const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);
 
-/// The log target of a slot's creation, shown at the binary's default
-/// level: where a new slot's stream begins is worth knowing.
+/// The log target of where the stream comes from (the server chosen from a
+/// host list, a slot's creation), shown at the binary's default level.
 pub const SLOT_LOG: &str = "pgstream::slot";
 
 /// Why a session ends without error.
@@ -274,11 +274,17 @@ async fn session<H: Handler>(
     *streamed = true;
     st.notifier.notify(&format!(
         "READY=1\nSTATUS=streaming from slot {} on {}",
-        config.slot, started.server
+        config.slot,
+        if config.conn.has_choice() {
+            &started.server.endpoint
+        } else {
+            &started.server.params.host
+        }
     ));
     let mut stream = Stream {
         repl: started.repl,
         catalog: started.catalog,
+        server: started.server.params,
         decoder: started.decoder,
         link: Link::new(config, st, shutdown, report),
         last_heard: Instant::now(),

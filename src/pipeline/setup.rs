@@ -19,6 +19,7 @@ use crate::replication::conn::ReplicationConn;
 use crate::sink::Handler;
 use crate::sql;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
+use crate::sql::server::Server;
 
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
@@ -28,8 +29,8 @@ pub(super) struct Started {
     pub catalog: CatalogConn,
     pub decoder: Box<dyn Decoder>,
     pub wal_sender_timeout: Duration,
-    /// Which server of the host list it streams from, for status lines.
-    pub server: String,
+    /// The server of the host list it streams from.
+    pub server: Server,
 }
 
 /// Chooses the server, checks it, finds or creates the slot and starts
@@ -40,6 +41,15 @@ pub(super) async fn start_stream<H: Handler>(
     handler: &mut H,
 ) -> Result<Started> {
     let (catalog, server) = sql::server::connect(&config.conn).await?;
+    if config.conn.has_choice() {
+        info!(
+            target: SLOT_LOG,
+            "using {} ({}, target_session_attrs={})",
+            server.endpoint,
+            if server.in_recovery { "standby" } else { "primary" },
+            config.conn.target_session_attrs.as_str()
+        );
+    }
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
         return Err(Error::usage(format!(
@@ -62,7 +72,7 @@ pub(super) async fn start_stream<H: Handler>(
         return Err(Error::Waiting(format!(
             "replication slot \"{}\" on {} is a copy synchronised from the primary; waiting for a promotion or a primary in the host list",
             config.slot,
-            server.params.host
+            server.endpoint
         )));
     }
     snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
@@ -175,10 +185,7 @@ pub(super) async fn start_stream<H: Handler>(
         catalog,
         decoder,
         wal_sender_timeout: Duration::from_millis(wst),
-        server: match &config.conn.hosts[..] {
-            [_] => server.params.host.clone(),
-            _ => format!("{}:{}", server.params.host, server.params.port),
-        },
+        server,
     })
 }
 

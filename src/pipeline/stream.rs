@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use log::{debug, warn};
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
@@ -30,6 +31,9 @@ const READ_BURST: u32 = 1024;
 pub(super) struct Stream<'s> {
     pub(super) repl: ReplicationConn,
     pub(super) catalog: CatalogConn,
+    /// The server of the host list this session uses: a replaced catalog
+    /// connection must go to it too.
+    pub(super) server: ConnParams,
     pub(super) decoder: Box<dyn Decoder>,
     pub(super) link: Link<'s>,
     /// When the server was last heard from: a connection silent for too
@@ -213,7 +217,7 @@ impl Stream<'_> {
     /// last acknowledged position.
     async fn look_up(&mut self, request: &CatalogRequest, catalog: &mut Catalog) -> Result<Flow> {
         let limit = lookup_limit(self.wal_sender_timeout);
-        let config = self.link.config;
+        let server = &self.server;
         let conn = &mut self.catalog;
         let work = async {
             let mut retried = false;
@@ -230,7 +234,7 @@ impl Stream<'_> {
                     Err(e) if e.is_transient() && !retried => {
                         warn!("{e}; reconnecting the catalog connection");
                         retried = true;
-                        let connect = CatalogConn::connect(&config.conn);
+                        let connect = CatalogConn::connect(server);
                         *conn =
                             within(limit, "reconnecting the catalog connection", connect).await?;
                     }
