@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::conninfo::{ConnArgs, ConnParams};
 use crate::error::{Error, Result};
-use crate::event::{parse_lsn, Lsn};
+use crate::event::Lsn;
 use crate::sql::catalog::pg_error;
 
 /// One logical slot, as `pgstream status` prints it: one JSON line each.
@@ -87,8 +87,8 @@ impl SlotStatus {
     /// Fills in the byte counts against `current`, the server's WAL position.
     fn measure(&mut self, current: Option<Lsn>) {
         let behind = |lsn: &Option<String>| {
-            let lsn = parse_lsn(lsn.as_deref()?)?;
-            Some(current?.saturating_sub(lsn))
+            let lsn: Lsn = lsn.as_deref()?.parse().ok()?;
+            Some(current?.0.saturating_sub(lsn.0))
         };
         self.lag_bytes = behind(&self.confirmed_flush_lsn);
         self.retained_bytes = behind(&self.restart_lsn);
@@ -129,7 +129,7 @@ pub async fn slots(conn: &ConnArgs, slot: Option<&str>) -> Result<Vec<SlotStatus
             }
         }
         let current: Option<String> = row.get(1);
-        status.measure(current.as_deref().and_then(parse_lsn));
+        status.measure(current.as_deref().and_then(|c| c.parse().ok()));
         slots.push(status);
     }
     if let (Some(name), true) = (slot, slots.is_empty()) {
@@ -237,7 +237,7 @@ mod tests {
                 "temporary":false,"active":false,"active_pid":null,
                 "restart_lsn":"0/100","confirmed_flush_lsn":"0/180","wal_status":"reserved"}"#,
         );
-        s.measure(Some(0x200));
+        s.measure(Some(Lsn(0x200)));
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"slot":"a","plugin":"pgoutput","database":"db","active":false,"active_pid":null,"confirmed_flush_lsn":"0/180","restart_lsn":"0/100","lag_bytes":128,"retained_bytes":256,"wal_status":"reserved","two_phase":false,"temporary":false}"#
@@ -266,7 +266,7 @@ mod tests {
             r#"{"slot_name":"orders","plugin":"pgoutput","database":"db","temporary":false,
                 "active":true,"active_pid":4242,"restart_lsn":"0/0","confirmed_flush_lsn":"0/10"}"#,
         );
-        s.measure(Some(3 << 20));
+        s.measure(Some(Lsn(3 << 20)));
         let mut out = Vec::new();
         write_table(&[s], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -3,7 +3,7 @@
 //! transaction took from its commit on the server to written.
 
 use crate::event::{Event, Op};
-use crate::handler::{Completion, Handler, HandlerError};
+use crate::sink::{Completion, Handler, HandlerError};
 
 use super::Metrics;
 

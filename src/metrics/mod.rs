@@ -297,7 +297,7 @@ impl Metrics {
 
 /// An LSN as a gauge's value: LSNs stay far below 2^63.
 fn gauge_lsn(lsn: Lsn) -> i64 {
-    i64::try_from(lsn).unwrap_or(i64::MAX)
+    i64::try_from(lsn.0).unwrap_or(i64::MAX)
 }
 
 fn unix_secs(ts: PgTimestamp) -> f64 {
@@ -319,8 +319,8 @@ mod tests {
     fn names_are_exactly_the_specs() {
         let m = Metrics::new();
         m.event(Op::Insert, Some(0));
-        m.received(0x30, 0x40);
-        m.acknowledged(0x10);
+        m.received(Lsn(0x30), Lsn(0x40));
+        m.acknowledged(Lsn(0x10));
         let text = m.encode();
         for line in [
             "pgstream_events_total{op=\"insert\"} 1",

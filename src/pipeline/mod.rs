@@ -10,6 +10,7 @@ mod completions;
 mod emit;
 mod link;
 mod setup;
+mod snapshot;
 mod stream;
 
 use completions::Completions;
@@ -22,17 +23,17 @@ use std::time::Duration;
 use log::{info, warn};
 use tokio::sync::watch;
 use tokio::time::{sleep, timeout, Instant};
+use tokio_postgres::error::SqlState;
 
 use crate::ack::Ack;
 use crate::config::{Config, EndLsn};
 use crate::decode::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
-use crate::handler::Handler;
 use crate::metrics::{Metered, Metrics, State};
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
-use crate::sql::snapshot;
+use crate::sink::Handler;
 use crate::stats::Stats;
 use crate::systemd::Notifier;
 
@@ -164,7 +165,7 @@ pub async fn run<H: Handler>(
         metrics: metrics.clone(),
     };
     let mut st = RunState {
-        ack: Ack::new(0, status_interval(&config, None)),
+        ack: Ack::new(Lsn::ZERO, status_interval(&config, None)),
         completions: Completions::default(),
         end_lsn: match config.end_lsn {
             Some(EndLsn::At(lsn)) => Some(lsn),
@@ -242,10 +243,12 @@ async fn drop_slot(config: &Config) -> Result<()> {
         .simple_query(&commands::drop_slot(&config.slot))
         .await
         .map_err(|e| match e {
-            Error::Server { source, .. } if source.code == "42704" => Error::usage(format!(
-                "replication slot \"{}\" does not exist",
-                config.slot
-            )),
+            Error::Server { source, .. } if source.code == SqlState::UNDEFINED_OBJECT => {
+                Error::usage(format!(
+                    "replication slot \"{}\" does not exist",
+                    config.slot
+                ))
+            }
             e => e,
         });
     // With the slot gone (or never there), so is its unfinished snapshot.

@@ -7,19 +7,20 @@ use tokio::time::{sleep, Instant};
 
 use tokio_postgres::error::SqlState;
 
+use super::snapshot;
 use crate::config::{no_publication, two_phase_needs_pgoutput, Config, EndLsn, Plugin};
 use crate::decode::pgoutput::PgOutput;
 use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, parse_lsn};
-use crate::handler::Handler;
+use crate::event::Lsn;
 use crate::metrics::State;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
+use crate::sink::Handler;
+use crate::sql;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
 use crate::sql::server::Server;
-use crate::sql::{self, snapshot};
 
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
@@ -106,7 +107,7 @@ pub(super) async fn start_stream<H: Handler>(
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
         let now = catalog.wal_insert_lsn().await?;
         st.end_lsn = Some(now);
-        debug!("--end-lsn now is {}", fmt_lsn(now));
+        debug!("--end-lsn now is {now}");
     }
     if slot.is_none() && server.in_recovery {
         info!(
@@ -125,8 +126,8 @@ pub(super) async fn start_stream<H: Handler>(
             }
             s.confirmed_flush
                 .as_deref()
-                .and_then(parse_lsn)
-                .unwrap_or(0)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Lsn::ZERO)
         }
         None if config.snapshot => {
             st.metrics.set_state(State::Snapshot);
@@ -153,14 +154,14 @@ pub(super) async fn start_stream<H: Handler>(
             let point = rows
                 .first()
                 .and_then(|r| r.get(1).cloned().flatten())
-                .and_then(|s| parse_lsn(&s));
+                .and_then(|s| s.parse::<Lsn>().ok());
             info!(
                 target: SLOT_LOG,
                 "created slot {} at {}: its stream begins there",
                 config.slot,
-                point.map(fmt_lsn).unwrap_or_default()
+                point.map(|p| p.to_string()).unwrap_or_default()
             );
-            point.unwrap_or(0)
+            point.unwrap_or(Lsn::ZERO)
         }
     };
     // A reconnect resumes where this run got to, not where the slot says:
@@ -168,7 +169,7 @@ pub(super) async fn start_stream<H: Handler>(
     let start = if st.started {
         st.ack.position()
     } else {
-        config.start_lsn.unwrap_or(0)
+        config.start_lsn.unwrap_or(Lsn::ZERO)
     };
     st.started = true;
     st.ack
@@ -429,7 +430,7 @@ fn proto_version(config: &Config, server: i32) -> Result<u32> {
 /// Adds what to do to the connection errors only the operator can fix.
 fn explain_connect(e: Error) -> Error {
     match &e {
-        Error::Server { source, .. } if source.code == "42501" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::INSUFFICIENT_PRIVILEGE => Error::usage(format!(
             "{e}; grant it with ALTER ROLE … REPLICATION (and allow replication connections in pg_hba.conf)"
         )),
         _ => e,
@@ -454,12 +455,12 @@ async fn explain_start_error(
     let Error::Server { source, .. } = &e else {
         return e;
     };
-    let code = SqlState::from_code(&source.code);
-    if code == SqlState::OBJECT_IN_USE {
+    let code = &source.code;
+    if *code == SqlState::OBJECT_IN_USE {
         let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
         return slot_in_use(config, &pid, reconnect);
     }
-    if code == SqlState::UNDEFINED_OBJECT || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
+    if *code == SqlState::UNDEFINED_OBJECT || *code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
         match catalog.slot(&config.slot).await {
             Ok(None) => return slot_lost(config, "no longer exists".into()),
             Ok(Some(slot)) => {

@@ -13,10 +13,10 @@ use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Event};
-use crate::handler::{into_error, Handler};
+use crate::event::{Event, Lsn};
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
+use crate::sink::Handler;
 use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
@@ -73,7 +73,7 @@ impl Stream<'_> {
                 }
                 continue;
             }
-            if self.link.stop.is_some() && self.link.st.completions.is_empty() {
+            if self.link.stop.requested() && self.link.st.completions.is_empty() {
                 return Ok(());
             }
             if !self.reading() {
@@ -90,7 +90,7 @@ impl Stream<'_> {
                         return self.abandon(handler).await;
                     }
                 }
-                e = handler.failed() => return Err(into_error(e)),
+                e = handler.failed() => return Err(Error::from_handler(e)),
                 // A server silent through several replies asked for is gone.
                 _ = sleep_until(silence), if self.reading() => {
                     return Err(Error::connection(
@@ -114,7 +114,7 @@ impl Stream<'_> {
     /// Whether to read the server: not once stopping, nor while too many
     /// completions are pending (backpressure).
     fn reading(&self) -> bool {
-        self.link.stop.is_none() && self.link.st.completions.len() < MAX_PENDING
+        !self.link.stop.requested() && self.link.st.completions.len() < MAX_PENDING
     }
 
     /// A stop gave up waiting: the handler drops what it has not started,
@@ -186,7 +186,7 @@ impl Stream<'_> {
                         .decode(wal_start, &data, catalog, &mut events)
                         .map_err(|source| Error::Decode {
                             slot: self.link.config.slot.clone(),
-                            lsn: fmt_lsn(wal_start),
+                            lsn: wal_start.to_string(),
                             source,
                         })?;
                     match decoded {
@@ -255,17 +255,13 @@ impl Stream<'_> {
 
     /// With --end-lsn, after a keepalive outside any transaction: stop once
     /// the server is past the end, else ask again shortly.
-    fn check_end(&mut self, wal_end: u64) {
+    fn check_end(&mut self, wal_end: Lsn) {
         if let Some(end) = self.link.st.end_lsn {
             if wal_end >= end {
-                debug!(
-                    "reached --end-lsn {} (server at {})",
-                    fmt_lsn(end),
-                    fmt_lsn(wal_end)
-                );
-                self.link.stop = Some(super::Stop::EndLsn);
+                debug!("reached --end-lsn {end} (server at {wal_end})");
+                self.link.stop.request(super::Stop::EndLsn);
             } else {
-                self.link.poll_at = Some(Instant::now() + Duration::from_millis(100));
+                self.link.timers.poll_soon();
             }
         }
     }
@@ -278,7 +274,7 @@ impl Stream<'_> {
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
             link.st.metrics.acknowledged(lsn);
-            debug!("final status update: flushed {}", fmt_lsn(lsn));
+            debug!("final status update: flushed {lsn}");
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
                 .await?;
             match timeout(Duration::from_millis(500), repl.finish()).await {
