@@ -29,6 +29,12 @@ pub(crate) struct Table {
     pub relation: Relation,
     /// `COPY (SELECT …) TO STDOUT`.
     pub copy_sql: String,
+    /// The pieces of that `SELECT`, for queries of parts of the table (a
+    /// backfill's chunks): the column list, the `FROM` item and the
+    /// publications' row filter.
+    pub select: String,
+    pub from: String,
+    pub filter: Option<String>,
     /// On-disk size in bytes: the biggest tables are copied first.
     pub bytes: i64,
     /// `pg_class.reltuples`: an estimate for progress (-1 or 0: unknown).
@@ -106,16 +112,23 @@ pub(crate) async fn list(
         );
         let (kind, bytes, rows_estimate) = size(conn, &schema, &name).await?;
         let select: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let copy_sql = format!(
-            "COPY (SELECT {} FROM {}{}.{}{}) TO STDOUT",
-            select.join(", "),
+        let select = select.join(", ");
+        let from = format!(
+            "{}{}.{}",
             // A partitioned table's rows are in its partitions; any other
             // table's children are listed (and copied) on their own.
             if kind == "p" { "" } else { "ONLY " },
             quote_ident(&schema),
             quote_ident(&name),
-            match &publication.filters {
-                Some(f) => format!(" WHERE ({})", f.join(") OR (")),
+        );
+        let filter = publication
+            .filters
+            .as_ref()
+            .map(|f| format!("({})", f.join(") OR (")));
+        let copy_sql = format!(
+            "COPY (SELECT {select} FROM {from}{}) TO STDOUT",
+            match &filter {
+                Some(f) => format!(" WHERE {f}"),
                 None => String::new(),
             }
         );
@@ -140,6 +153,9 @@ pub(crate) async fn list(
             Table {
                 relation,
                 copy_sql,
+                select,
+                from,
+                filter,
                 bytes,
                 rows_estimate,
             },
