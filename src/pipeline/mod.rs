@@ -6,6 +6,7 @@
 //! reading; [`emit`] decides which events reach the handler (filters, stop
 //! rules, counts); [`completions`] holds the handler's pending completions.
 
+mod backfill;
 mod completions;
 mod emit;
 mod link;
@@ -84,6 +85,8 @@ struct RunState {
     metrics: Metrics,
     /// Set once the first session has read the slot's position.
     started: bool,
+    /// `--backfill`'s progress.
+    backfill: Option<backfill::Backfill>,
 }
 
 /// How the caller steers and watches a run: `shutdown` turning true asks
@@ -175,6 +178,7 @@ pub async fn run<H: Handler>(
         notifier: Notifier::from_env(&|k| std::env::var(k).ok()),
         metrics,
         started: false,
+        backfill: None,
     };
     let result = reconnect_loop(&config, &mut handler, control, &mut st).await;
     st.metrics.set_state(State::Stopping);
@@ -304,6 +308,9 @@ async fn session<H: Handler>(
             &started.server.params.host
         }
     ));
+    if let Some(backfill) = &mut st.backfill {
+        backfill.start(&started.server.params);
+    }
     let mut stream = Stream {
         repl: started.repl,
         catalog: started.catalog,
