@@ -26,9 +26,8 @@ use prometheus::{
 
 use crate::event::{Lsn, Op, PgTimestamp};
 
-/// Every [`Op`], in declaration order: `op as usize` indexes the per-op
-/// event counters.
-const OPS: [Op; 15] = [
+/// Every [`Op`], at its [`op_index`]: the per-op event counters.
+const OPS: [Op; 16] = [
     Op::Insert,
     Op::Update,
     Op::Delete,
@@ -44,7 +43,31 @@ const OPS: [Op; 15] = [
     Op::CommitPrepared,
     Op::RollbackPrepared,
     Op::StreamPrepare,
+    Op::BackfillDone,
 ];
+
+/// Where `op`'s counter is. The match is exhaustive, so a new [`Op`] does
+/// not compile until it has a counter (and a place in [`OPS`]).
+const fn op_index(op: Op) -> usize {
+    match op {
+        Op::Insert => 0,
+        Op::Update => 1,
+        Op::Delete => 2,
+        Op::Truncate => 3,
+        Op::Read => 4,
+        Op::Message => 5,
+        Op::Begin => 6,
+        Op::Commit => 7,
+        Op::StreamCommit => 8,
+        Op::StreamAbort => 9,
+        Op::Relation => 10,
+        Op::Prepare => 11,
+        Op::CommitPrepared => 12,
+        Op::RollbackPrepared => 13,
+        Op::StreamPrepare => 14,
+        Op::BackfillDone => 15,
+    }
+}
 
 /// Seconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_UNIX_SECS: f64 = 946_684_800.0;
@@ -269,7 +292,7 @@ impl Metrics {
     }
 
     pub(crate) fn event(&self, op: Op, commit_ts: Option<PgTimestamp>) {
-        self.0.events[op as usize].inc();
+        self.0.events[op_index(op)].inc();
         if let Some(ts) = commit_ts {
             self.0.last_event.set(unix_secs(ts));
         }
@@ -311,7 +334,7 @@ mod tests {
     #[test]
     fn ops_index_their_counters() {
         for (i, op) in OPS.iter().enumerate() {
-            assert_eq!(*op as usize, i, "{op:?}");
+            assert_eq!(op_index(*op), i, "{op:?}");
         }
     }
 
