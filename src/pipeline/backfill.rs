@@ -73,6 +73,8 @@ pub(crate) struct Backfill {
     window: Option<Window>,
     task: Option<Task>,
     progress_due: Instant,
+    /// When the last progress line was due, and the rows read then.
+    progress_from: (Instant, u64),
     /// Messages reach the handler (`--include-messages`), else only the
     /// backfill asked for them.
     deliver_messages: bool,
@@ -213,7 +215,8 @@ impl Backfill {
             seq: 0,
             window: None,
             task: None,
-            progress_due: Instant::now(),
+            progress_due: Instant::now() + PROGRESS_EVERY,
+            progress_from: (Instant::now(), 0),
             deliver_messages: config.include_messages,
         }))
     }
@@ -450,6 +453,7 @@ impl Backfill {
                 bf.rows
             );
             (bf.next, bf.after, bf.rows) = (bf.next + 1, None, 0);
+            bf.progress_from = (Instant::now(), 0);
             if bf.done() {
                 info!(target: SLOT_LOG, "backfill: every table done");
                 bf.task = None;
@@ -478,17 +482,25 @@ impl Backfill {
             return;
         }
         self.progress_due = now + PROGRESS_EVERY;
+        let (then, before) = self.progress_from;
+        self.progress_from = (now, self.rows);
+        let rate = self.rows.saturating_sub(before) as f64
+            / now.duration_since(then).as_secs_f64().max(1e-3);
         let t = &self.targets[self.next];
         let share = match t.estimate {
             0 => String::new(),
-            e => format!(
-                " of about {e} ({:.0}%)",
-                (self.rows as f64 * 100.0 / e as f64).min(100.0)
-            ),
+            e => {
+                let left = e.saturating_sub(self.rows) as f64 / rate.max(1.0);
+                format!(
+                    " of about {e} ({:.0}%, about {:.0}s left)",
+                    (self.rows as f64 * 100.0 / e as f64).min(100.0),
+                    left
+                )
+            }
         };
         info!(
             target: SLOT_LOG,
-            "backfill: {}.{} {} rows{share}, table {} of {}",
+            "backfill: {}.{} {} rows{share}, {rate:.0} rows/s, table {} of {}",
             t.relation.schema,
             t.relation.name,
             self.rows,
