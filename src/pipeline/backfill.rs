@@ -553,18 +553,35 @@ async fn read_chunks(
     let conn = CatalogConn::connect_with(&server, SESSION_SETTINGS).await?;
     let mark = |seq: u64, which: &str| format!("{run}:{seq}:{which}");
     // A non-transactional message is not flushed by itself: the walsender
-    // sends it once something else flushes the WAL, unless (17+) it asks.
-    let emit = if conn.server_version >= 170000 {
-        "SELECT pg_logical_emit_message(false, 'pgstream.backfill', $1, true)"
-    } else {
-        "SELECT pg_logical_emit_message(false, 'pgstream.backfill', $1)"
+    // only sends it once something flushes the WAL, which on a quiet server
+    // may be never. 17+ flushes it when asked; before, it is written inside
+    // a transaction that takes an xid, whose commit then flushes it
+    // (synchronously; pgoutput sends nothing for the empty transaction from
+    // 15 on).
+    let flush_asked = conn.server_version >= 170000;
+    let watermark = |text: String| {
+        let sql = if flush_asked {
+            format!(
+                "SELECT pg_logical_emit_message(false, 'pgstream.backfill', {}, true)",
+                quote_literal(&text)
+            )
+        } else {
+            format!(
+                "SET synchronous_commit = on; BEGIN; SELECT pg_current_xact_id(); \
+                 SELECT pg_logical_emit_message(false, 'pgstream.backfill', {}); COMMIT",
+                quote_literal(&text)
+            )
+        };
+        let conn = &conn;
+        async move {
+            conn.client()
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| pg_error(e, "writing a backfill watermark".into()))
+        }
     };
     while let Some(ask) = asks.recv().await {
-        let low = mark(ask.seq, "low");
-        conn.client()
-            .execute(emit, &[&low])
-            .await
-            .map_err(|e| pg_error(e, "writing a backfill watermark".into()))?;
+        watermark(mark(ask.seq, "low")).await?;
         let context = || "reading a backfill chunk".to_string();
         let stream = conn
             .client()
@@ -586,11 +603,7 @@ async fn read_chunks(
         {
             return Ok(());
         }
-        let high = mark(ask.seq, "high");
-        conn.client()
-            .execute(emit, &[&high])
-            .await
-            .map_err(|e| pg_error(e, "writing a backfill watermark".into()))?;
+        watermark(mark(ask.seq, "high")).await?;
     }
     Ok(())
 }
