@@ -119,40 +119,48 @@ mod tests {
     use super::*;
 
     fn ack() -> Ack {
-        Ack::new(100, Duration::from_secs(10))
+        Ack::new(Lsn(100), Duration::from_secs(10))
     }
 
     #[test]
     fn advances_to_completed_positions() {
         let mut a = ack();
-        assert_eq!(a.position(), 100);
-        a.completed(300);
-        assert_eq!(a.position(), 300);
+        assert_eq!(a.position(), Lsn(100));
+        a.completed(Lsn(300));
+        assert_eq!(a.position(), Lsn(300));
     }
 
     #[test]
     fn open_streamed_transactions_hold_the_position() {
         let mut a = ack();
-        a.stream_opened(7, 150);
-        a.stream_opened(7, 400);
-        a.completed(300);
-        assert_eq!(a.position(), 150, "not past the open streamed transaction");
-        a.completed(500);
+        a.stream_opened(7, Lsn(150));
+        a.stream_opened(7, Lsn(400));
+        a.completed(Lsn(300));
+        assert_eq!(
+            a.position(),
+            Lsn(150),
+            "not past the open streamed transaction"
+        );
+        a.completed(Lsn(500));
         a.stream_closed(7);
-        assert_eq!(a.position(), 500);
+        assert_eq!(a.position(), Lsn(500));
     }
 
     #[test]
     fn never_moves_backwards() {
         let mut a = ack();
-        a.completed(900);
-        assert_eq!(a.report(Instant::now()), 900);
-        a.completed(400);
-        assert_eq!(a.position(), 900);
-        a.stream_opened(3, 200);
-        assert_eq!(a.position(), 900, "a stream opened below what was reported");
-        a.restart(50, Duration::from_secs(1));
-        assert_eq!(a.position(), 900);
+        a.completed(Lsn(900));
+        assert_eq!(a.report(Instant::now()), Lsn(900));
+        a.completed(Lsn(400));
+        assert_eq!(a.position(), Lsn(900));
+        a.stream_opened(3, Lsn(200));
+        assert_eq!(
+            a.position(),
+            Lsn(900),
+            "a stream opened below what was reported"
+        );
+        a.restart(Lsn(50), Duration::from_secs(1));
+        assert_eq!(a.position(), Lsn(900));
     }
 
     #[test]

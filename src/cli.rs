@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
-use pgstream::{parse_lsn, Config, ConnArgs, EndLsn, Error, Plugin, Result};
+use pgstream::{Config, ConnArgs, EndLsn, Error, Lsn, Plugin, Result};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -298,7 +298,7 @@ impl Cli {
             .collect();
         publications.dedup();
         let lsn = |flag: &str, v: &str| {
-            parse_lsn(v).ok_or_else(|| {
+            v.parse::<Lsn>().map_err(|_| {
                 Error::usage(format!(
                     "invalid {flag} \"{v}\"; expected an LSN like 0/16B3748"
                 ))
@@ -545,7 +545,7 @@ mod tests {
             "now",
         ])
         .unwrap();
-        assert_eq!(c.start_lsn, Some(0x1_0000_00AB));
+        assert_eq!(c.start_lsn, Some(Lsn(0x1_0000_00AB)));
         assert_eq!(c.end_lsn, Some(EndLsn::Now));
         let e = config(&["-S", "s", "--publication", "p", "--end-lsn", "soon"]).unwrap_err();
         assert!(e.to_string().contains("--end-lsn"));

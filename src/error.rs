@@ -3,7 +3,10 @@
 
 use std::io;
 
+use tokio_postgres::error::SqlState;
+
 use crate::decode::DecodeError;
+use crate::sink::HandlerError;
 
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -11,8 +14,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An error from the server (ErrorResponse), with its SQLSTATE.
 #[derive(Debug, Clone)]
 pub struct ServerError {
-    /// SQLSTATE, e.g. `42704`.
-    pub code: String,
+    /// SQLSTATE, e.g. [`SqlState::UNDEFINED_OBJECT`] (`42704`).
+    pub code: SqlState,
     /// The primary message.
     pub message: String,
     /// DETAIL, if any.
@@ -97,7 +100,7 @@ pub enum Error {
     Waiting(String),
     /// The [`Handler`](crate::Handler) failed (exit 1).
     #[error("handler failed: {0}")]
-    Handler(crate::handler::HandlerError),
+    Handler(HandlerError),
 }
 
 impl Error {
@@ -134,6 +137,17 @@ impl Error {
         }
     }
 
+    /// A handler's error as the library reports it: [`Error::Handler`],
+    /// never retried, but for [`Error::Output`], which keeps its meaning (a
+    /// closed output is a clean stop).
+    pub(crate) fn from_handler(e: HandlerError) -> Error {
+        match e.downcast::<Error>() {
+            Ok(e) if matches!(*e, Error::Output(_)) => *e,
+            Ok(e) => Error::Handler(e),
+            Err(e) => Error::Handler(e),
+        }
+    }
+
     /// Whether the reader of our output has gone away.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
@@ -142,20 +156,48 @@ impl Error {
 
 /// SQLSTATEs that no retry can fix: authentication, privileges, missing
 /// objects, configuration.
-fn is_config_sqlstate(code: &str) -> bool {
-    matches!(
-        code,
-        "28000" // invalid_authorization_specification (pg_hba reject, no role)
-            | "28P01" // invalid_password
-            | "3D000" // invalid_catalog_name (no such database)
-            | "42501" // insufficient_privilege (no REPLICATION)
-            | "42704" // undefined_object (slot, publication)
-            | "42710" // duplicate_object
-            | "55000" // object_not_in_prerequisite_state (wal_level, invalidated slot)
-            | "55006" // object_in_use (slot active elsewhere)
-            | "42602" // invalid_name
-            | "22023" // invalid_parameter_value
-            | "0A000" // feature_not_supported
-            | "53400" // configuration_limit_exceeded (max_replication_slots)
-    ) || code.starts_with("28")
+const CONFIG_SQLSTATES: [SqlState; 10] = [
+    SqlState::INVALID_CATALOG_NAME,             // no such database
+    SqlState::INSUFFICIENT_PRIVILEGE,           // no REPLICATION
+    SqlState::UNDEFINED_OBJECT,                 // slot, publication
+    SqlState::DUPLICATE_OBJECT,                 // slot exists
+    SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, // wal_level, invalidated slot
+    SqlState::OBJECT_IN_USE,                    // slot active elsewhere
+    SqlState::INVALID_NAME,
+    SqlState::INVALID_PARAMETER_VALUE,
+    SqlState::FEATURE_NOT_SUPPORTED,
+    SqlState::CONFIGURATION_LIMIT_EXCEEDED, // max_replication_slots
+];
+
+/// A [`CONFIG_SQLSTATES`] code, or any of class 28 (invalid authorization
+/// specification: a pg_hba reject, no such role, a wrong password).
+fn is_config_sqlstate(code: &SqlState) -> bool {
+    CONFIG_SQLSTATES.contains(code) || code.code().starts_with("28")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: SqlState) -> Error {
+        Error::Server {
+            context: "starting".into(),
+            source: ServerError {
+                code,
+                message: "m".into(),
+                detail: None,
+                hint: None,
+            },
+        }
+    }
+
+    #[test]
+    fn sqlstates_that_no_retry_fixes_exit_2() {
+        for code in [SqlState::INVALID_PASSWORD, SqlState::OBJECT_IN_USE] {
+            let e = server(code);
+            assert_eq!((e.exit_code(), e.is_transient()), (2, false), "{e:?}");
+        }
+        let e = server(SqlState::ADMIN_SHUTDOWN);
+        assert_eq!((e.exit_code(), e.is_transient()), (1, true));
+    }
 }

@@ -1,15 +1,52 @@
 //! The event model: what every decoder produces and every
-//! [`Handler`](crate::Handler) receives, the JSON Lines writer included.
+//! [`Handler`](crate::Handler) receives, the sinks included.
+//!
+//! The model imports nothing of the crate: decoders build on it, sinks and
+//! the pipeline read it. ([`Row::to_json`] is implemented beside the
+//! encoder it calls.)
 //!
 //! Events borrow from the decoder (relation cache, message bytes, scratch
 //! space), so producing one allocates nothing; copy out what must outlive a
 //! handler call. Nothing in an event says which output plugin decoded it.
 //! docs/output.md describes each field as the JSON output shows it.
 
-pub use crate::decode::value::ValueKind;
+mod lsn;
 
-/// A WAL position (`X/XXXXXXXX` when printed, see [`fmt_lsn`]).
-pub type Lsn = u64;
+pub use lsn::{Lsn, ParseLsnError};
+
+/// How a column's text form becomes JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// bool: `t`/`f` become `true`/`false`.
+    Bool,
+    /// int2, int4, int8, oid: the text is copied as a JSON number.
+    Int,
+    /// float8: a JSON number in the shortest form that reads back as the
+    /// same double; `NaN` and `±Infinity` as strings.
+    Float,
+    /// float4: the same, shortest for a single-precision float.
+    Float4,
+    /// numeric: an exact string.
+    Numeric,
+    /// json, jsonb: embedded as a value.
+    Json,
+    /// timestamptz: an RFC 3339 string in UTC.
+    Timestamptz,
+    /// timestamp: an ISO 8601 string without zone.
+    Timestamp,
+    /// bytea: the hex form as a string.
+    Bytea,
+    /// Everything else: a JSON string of the text output.
+    Text,
+    /// An array of `elem`, whose text form separates elements with `delim`.
+    Array {
+        /// The kind of each element.
+        elem: Box<ValueKind>,
+        /// The type's `typdelim`: `;` for box, `,` otherwise.
+        delim: u8,
+    },
+}
 
 /// Microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's timestamp epoch.
 pub type PgTimestamp = i64;
@@ -184,24 +221,6 @@ impl<'a> Row<'a> {
         self.columns().find(|(c, _)| c.name == name).map(|(_, d)| d)
     }
 
-    /// The image as a JSON object, values typed as the JSON output types
-    /// them (numbers, booleans, embedded JSON, RFC 3339 times…); unchanged
-    /// TOAST values are left out. Allocates: for handlers, not the hot path.
-    ///
-    /// ```
-    /// # fn f(event: &pgstream::Event<'_>) {
-    /// if let Some(row) = event.new {
-    ///     let row = row.to_json();
-    ///     println!("id = {}", row["id"]);
-    /// }
-    /// # }
-    /// ```
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut out = Vec::new();
-        crate::output::write_row_object(&mut out, *self);
-        serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
-    }
-
     /// The columns this image carries, with their values.
     pub fn columns(&self) -> impl Iterator<Item = (&'a Column, Datum<'a>)> + '_ {
         let key_only = self.key_only;
@@ -319,38 +338,5 @@ impl<'a> Event<'a> {
             old: None,
             new: None,
         }
-    }
-}
-
-/// Formats an LSN as PostgreSQL does: `16/B374D848`.
-pub fn fmt_lsn(lsn: Lsn) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-/// Parses `X/XXXXXXXX`.
-pub fn parse_lsn(s: &str) -> Option<Lsn> {
-    let (hi, lo) = s.trim().split_once('/')?;
-    if hi.is_empty() || lo.is_empty() || hi.len() > 8 || lo.len() > 8 {
-        return None;
-    }
-    let hi = u32::from_str_radix(hi, 16).ok()?;
-    let lo = u32::from_str_radix(lo, 16).ok()?;
-    Some((u64::from(hi) << 32) | u64::from(lo))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lsn_round_trip() {
-        assert_eq!(fmt_lsn(0x16_B374_D848), "16/B374D848");
-        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
-        assert_eq!(parse_lsn("0/0"), Some(0));
-        assert_eq!(parse_lsn("0/1A2B3C8"), Some(0x1A2B3C8));
-        assert_eq!(parse_lsn("x/1"), None);
-        assert_eq!(parse_lsn("1"), None);
-        assert_eq!(parse_lsn("/1"), None);
-        assert_eq!(parse_lsn("1/123456789"), None);
     }
 }

@@ -28,9 +28,17 @@
 //! - [`run`]: streams until a stop is asked for ([`Control`]), the configured
 //!   end is reached, or an [`Error`] no reconnection can cure.
 //! - [`Handler`]: receives each [`Event`] and completes transactions with a
-//!   [`Completion`]; [`JsonLines`] is the binary's handler.
+//!   [`Completion`]; every sink is one, [`JsonLines`] is the binary's.
 //! - [`event`]: the event model, borrowed from pgstream's buffers, with the
-//!   table ([`event::Relation`]) and typed values ([`event::Row::to_json`]).
+//!   table ([`event::Relation`]), typed values ([`event::Row::to_json`])
+//!   and WAL positions ([`Lsn`]).
+//! - [`Error`]: what stops a run, with its exit code; a server's error
+//!   ([`ServerError`]) keeps its [`SqlState`].
+//!
+//! Inside, each layer imports only those below it: the pipeline (setup, the
+//! snapshot stage, the stream loop) drives the sinks (the handler trait,
+//! the shared encoder, JSON Lines), the walsender client and ordinary SQL;
+//! decoders turn plugin output into the model, which imports nothing.
 //!
 //! docs/library.md describes the delivery contract; docs/architecture.md
 //! the modules inside.
@@ -43,25 +51,24 @@ mod decode;
 mod error;
 pub mod event;
 mod filter;
-mod handler;
-mod jsonl;
-mod output;
 mod pipeline;
 mod replication;
+mod sink;
 mod sql;
 mod stats;
 mod systemd;
 mod tls;
-mod writer;
 
 pub use config::{Config, EndLsn, Plugin};
 pub use conninfo::ConnArgs;
 pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
-pub use event::{fmt_lsn, parse_lsn, Event, Lsn, Op};
-pub use handler::{Completion, Handler, HandlerError};
-pub use jsonl::{JsonLines, Reopen};
+pub use event::{Event, Lsn, Op, ParseLsnError};
 pub use pipeline::{run, Control, SLOT_LOG};
+pub use sink::jsonl::{JsonLines, Reopen};
+pub use sink::{Completion, Handler, HandlerError};
+/// SQLSTATE codes, as [`ServerError::code`] holds them.
+pub use tokio_postgres::error::SqlState;
 
 /// docs/library.md's example compiles (`cargo test --doc`).
 #[cfg(doctest)]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::event::{fmt_lsn, Lsn};
+use crate::event::Lsn;
 
 /// Counters of one run (they survive reconnects).
 #[derive(Debug)]
@@ -29,9 +29,9 @@ impl Default for Stats {
             started: now,
             changes: 0,
             transactions: 0,
-            written: 0,
-            acked: 0,
-            server: 0,
+            written: Lsn::ZERO,
+            acked: Lsn::ZERO,
+            server: Lsn::ZERO,
             last: (now, 0),
         }
     }
@@ -58,23 +58,25 @@ impl Stats {
             "{} changes in {} transactions; completed {}, acknowledged {}, lag {} bytes",
             self.changes,
             self.transactions,
-            fmt_lsn(self.written),
-            fmt_lsn(self.acked),
-            self.server.saturating_sub(self.acked)
+            self.written,
+            self.acked,
+            self.server.0.saturating_sub(self.acked.0)
         )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::event::Lsn;
+
     #[test]
     fn lines_name_every_counter() {
         let mut s = super::Stats {
             changes: 10,
             transactions: 2,
-            written: 0x10,
-            acked: 0x10,
-            server: 0x30,
+            written: Lsn(0x10),
+            acked: Lsn(0x10),
+            server: Lsn(0x30),
             ..Default::default()
         };
         let line = s.report();

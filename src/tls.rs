@@ -37,6 +37,7 @@ use bytes::BytesMut;
 use log::{debug, info, warn};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::error::SqlState;
 use tokio_rustls::client::TlsStream;
 
 use connector::{describe, rustls_error, trust_of};
@@ -161,7 +162,7 @@ pub(crate) fn explain_rejection(error: Error, params: &ConnParams) -> Error {
             context,
             mut source,
         } if params.sslmode == SslMode::Disable
-            && source.code == "28000"
+            && source.code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             && (source.message.contains("no encryption") || source.message.contains("SSL off"))
             && source.hint.is_none() =>
         {
@@ -295,7 +296,7 @@ mod tests {
             Error::Server {
             context: "cannot connect".into(),
             source: crate::error::ServerError {
-                code: "28000".into(),
+                code: SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
                 message: "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"u\", no encryption".into(),
                 detail: None,
                 hint: None,

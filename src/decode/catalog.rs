@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::value::ValueKind;
+use crate::event::ValueKind;
 
 /// Something a decoder asks the pipeline to look up.
 #[derive(Debug, Clone, PartialEq, Eq)]

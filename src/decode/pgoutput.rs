@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 
 use super::catalog::{Catalog, CatalogRequest};
-use super::value::ValueKind;
 use super::{DecodeError, Decoded, Decoder, Events};
+use crate::event::ValueKind;
 use crate::event::{
     Column, Event, Lsn, Message, Op, PgTimestamp, RawDatum, Relation, Row, TruncateFlags,
 };
@@ -287,7 +287,7 @@ impl Decoder for PgOutput {
         };
         match tag {
             b'B' => {
-                let commit_lsn = r.u64()?;
+                let commit_lsn = r.lsn()?;
                 let commit_ts = r.i64()?;
                 let xid = r.u32()?;
                 let tx = Tx {
@@ -305,8 +305,8 @@ impl Decoder for PgOutput {
             b'C' => {
                 r.u8()?; // flags, unused
                 let mut ev = Event::new(Op::Commit);
-                ev.commit_lsn = Some(r.u64()?);
-                ev.end_lsn = Some(r.u64()?);
+                ev.commit_lsn = Some(r.lsn()?);
+                ev.end_lsn = Some(r.lsn()?);
                 ev.commit_ts = Some(r.i64()?);
                 ev.xid = self.tx.take().map(|t| t.xid);
                 ev.origin = self.origin.as_deref();
@@ -332,7 +332,7 @@ impl Decoder for PgOutput {
                 let xid = self.stream_prefix(&mut r)?;
                 let transactional = r.u8()? & 1 != 0;
                 let mut ev = Event::new(Op::Message);
-                ev.lsn = Some(r.u64()?);
+                ev.lsn = Some(r.lsn()?);
                 let prefix = r.cstr()?;
                 let len = r.len32()?;
                 let content = r.bytes(len)?;
@@ -356,8 +356,8 @@ impl Decoder for PgOutput {
                 let mut ev = Event::new(Op::StreamCommit);
                 ev.xid = Some(r.u32()?);
                 r.u8()?; // flags, unused
-                ev.commit_lsn = Some(r.u64()?);
-                ev.end_lsn = Some(r.u64()?);
+                ev.commit_lsn = Some(r.lsn()?);
+                ev.end_lsn = Some(r.lsn()?);
                 ev.commit_ts = Some(r.i64()?);
                 out.push(ev);
             }
@@ -401,8 +401,8 @@ impl Decoder for PgOutput {
                     Op::StreamPrepare
                 };
                 let mut ev = Event::new(op);
-                ev.lsn = Some(r.u64()?);
-                ev.end_lsn = Some(r.u64()?);
+                ev.lsn = Some(r.lsn()?);
+                ev.end_lsn = Some(r.lsn()?);
                 ev.prepare_ts = Some(r.i64()?);
                 ev.xid = Some(r.u32()?);
                 ev.gid = Some(r.cstr()?);
@@ -415,8 +415,8 @@ impl Decoder for PgOutput {
             b'K' => {
                 r.u8()?; // flags, unused
                 let mut ev = Event::new(Op::CommitPrepared);
-                ev.commit_lsn = Some(r.u64()?);
-                ev.end_lsn = Some(r.u64()?);
+                ev.commit_lsn = Some(r.lsn()?);
+                ev.end_lsn = Some(r.lsn()?);
                 ev.commit_ts = Some(r.i64()?);
                 ev.xid = Some(r.u32()?);
                 ev.gid = Some(r.cstr()?);
@@ -426,7 +426,7 @@ impl Decoder for PgOutput {
                 r.u8()?; // flags, unused
                 r.skip(8)?; // the prepare's end
                 let mut ev = Event::new(Op::RollbackPrepared);
-                ev.end_lsn = Some(r.u64()?);
+                ev.end_lsn = Some(r.lsn()?);
                 r.skip(16)?; // prepare and rollback timestamps
                 ev.xid = Some(r.u32()?);
                 ev.gid = Some(r.cstr()?);
@@ -552,7 +552,11 @@ impl<'a> Reader<'a> {
         <[u8; N]>::try_from(b).map_err(|_| self.err("message ends early"))
     }
 
-    int_readers!(u8: u8, i16: i16, u32: u32, i32: i32, u64: u64, i64: i64);
+    int_readers!(u8: u8, i16: i16, u32: u32, i32: i32, i64: i64);
+
+    fn lsn(&mut self) -> Result<Lsn, DecodeError> {
+        self.array().map(u64::from_be_bytes).map(Lsn)
+    }
 
     fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.bytes(n).map(drop)

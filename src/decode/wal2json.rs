@@ -15,7 +15,7 @@
 //! - generated columns: wal2json sends them, pgoutput (15) does not.
 //!
 //! Values arrive as JSON and leave as the PostgreSQL text form that
-//! [`super::value::write_value`] expects: numbers keep their exact text,
+//! the encoder (`sink::encode::value`) expects: numbers keep their exact text,
 //! strings are unescaped, `true`/`false` become `t`/`f`, bytea regains its
 //! `\x`. They are copied into one reusable buffer, so a change allocates
 //! nothing once the buffers have grown. Documents are read by [`doc`].
@@ -40,8 +40,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::catalog::{Catalog, CatalogRequest, TableInfo};
-use super::value::ValueKind;
 use super::{DecodeError, Decoded, Decoder, Events};
+use crate::event::ValueKind;
 use crate::event::{Column, Event, Lsn, Message, Op, PgTimestamp, RawDatum, Relation, Row};
 use doc::{lsn_of, parse, unescape, Col, Doc, Str, Val};
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 
 use crate::event::Lsn;
-use crate::handler::{Completion, HandlerError, Work};
+use crate::sink::{Completion, HandlerError, Work};
 
 /// Pending completions. Only the oldest is polled, so they complete (and
 /// their futures run) in order.
@@ -70,11 +70,11 @@ mod tests {
     #[test]
     fn done_completes_with_the_last_pending() {
         let mut c = Completions::default();
-        assert_eq!(c.push(Some(10), Completion::done()), Some(10));
+        assert_eq!(c.push(Some(Lsn(10)), Completion::done()), Some(Lsn(10)));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         assert_eq!(
             c.push(
-                Some(20),
+                Some(Lsn(20)),
                 Completion::when(async move {
                     rx.await?;
                     Ok(())
@@ -82,12 +82,12 @@ mod tests {
             ),
             None
         );
-        assert_eq!(c.push(Some(30), Completion::done()), None);
+        assert_eq!(c.push(Some(Lsn(30)), Completion::done()), None);
         assert_eq!(c.push(None, Completion::done()), None);
         assert_eq!(c.len(), 1);
         assert!(c.next().now_or_never().is_none(), "still pending");
         tx.send(()).unwrap();
-        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(30));
+        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(Lsn(30)));
         assert!(c.is_empty());
         assert!(c.next().now_or_never().is_none(), "none pending: never");
     }
@@ -97,23 +97,32 @@ mod tests {
         let mut c = Completions::default();
         let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
         let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-        let _ = c.push(Some(1), Completion::when(async move { Ok(rx1.await?) }));
-        let _ = c.push(Some(2), Completion::when(async move { Ok(rx2.await?) }));
+        let _ = c.push(
+            Some(Lsn(1)),
+            Completion::when(async move { Ok(rx1.await?) }),
+        );
+        let _ = c.push(
+            Some(Lsn(2)),
+            Completion::when(async move { Ok(rx2.await?) }),
+        );
         tx2.send(()).unwrap();
         assert!(
             c.next().now_or_never().is_none(),
             "the second waits for the first"
         );
         tx1.send(()).unwrap();
-        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(1));
-        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(2));
+        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(Lsn(1)));
+        assert_eq!(c.next().now_or_never().unwrap().unwrap(), Some(Lsn(2)));
     }
 
     #[test]
     fn errors_come_through() {
         let mut c = Completions::default();
-        let _ = c.push(Some(1), Completion::when(async { Err("disk full".into()) }));
-        let _ = c.push(Some(2), Completion::when(async { Ok(()) }));
+        let _ = c.push(
+            Some(Lsn(1)),
+            Completion::when(async { Err("disk full".into()) }),
+        );
+        let _ = c.push(Some(Lsn(2)), Completion::when(async { Ok(()) }));
         let e = c.next().now_or_never().unwrap().unwrap_err();
         assert_eq!(e.to_string(), "disk full");
         assert!(

@@ -27,16 +27,16 @@ impl Link<'_> {
     /// A transaction (plain or streamed) ended at `end`.
     fn finished(&mut self, end: Option<Lsn>, streamed_xid: Option<u32>) {
         self.st.stats.transactions += 1;
-        let holds_last = match self.stop_after_stream {
+        let holds_last = match self.stop.after_stream {
             Some(xid) => streamed_xid == Some(xid),
             None => streamed_xid.is_none(),
         };
         if self.max_reached() && holds_last {
-            self.stop = Some(Stop::MaxChanges);
+            self.stop.request(Stop::MaxChanges);
         } else if let (Some(limit), Some(end)) = (self.st.end_lsn, end) {
             // Any later transaction commits after this one ends.
             if end > limit {
-                self.stop = Some(Stop::EndLsn);
+                self.stop.request(Stop::EndLsn);
             }
         }
     }
@@ -44,7 +44,7 @@ impl Link<'_> {
     /// Decides what becomes of `ev`, updating the stop rules and the
     /// acknowledgement state as it goes.
     pub(super) fn admit(&mut self, ev: &Event<'_>) -> Action {
-        if self.stop.is_some() {
+        if self.stop.requested() {
             // Decided to stop mid-message (a Begin past --end-lsn): the rest
             // comes again next run.
             return Action::Skip;
@@ -60,7 +60,7 @@ impl Link<'_> {
         match ev.op {
             Op::Begin => {
                 if past_end(ev.commit_lsn) {
-                    self.stop = Some(Stop::EndLsn);
+                    self.stop.request(Stop::EndLsn);
                     return Action::Skip;
                 }
                 self.st.ack.begin();
@@ -82,7 +82,7 @@ impl Link<'_> {
             }
             Op::CommitPrepared | Op::RollbackPrepared => {
                 if past_end(ev.commit_lsn) {
-                    self.stop = Some(Stop::EndLsn);
+                    self.stop.request(Stop::EndLsn);
                     return Action::Skip;
                 }
                 self.finished(ev.end_lsn, None);
@@ -90,7 +90,7 @@ impl Link<'_> {
             }
             Op::StreamCommit | Op::StreamPrepare => {
                 if past_end(ev.commit_lsn.or(ev.lsn)) {
-                    self.stop = Some(Stop::EndLsn);
+                    self.stop.request(Stop::EndLsn);
                     return Action::Skip;
                 }
                 if let Some(xid) = ev.xid {
@@ -103,8 +103,8 @@ impl Link<'_> {
             Op::StreamAbort => {
                 if let (Some(xid), None) = (ev.xid, ev.subxid) {
                     self.st.ack.stream_closed(xid);
-                    if self.stop_after_stream == Some(xid) && self.max_reached() {
-                        self.stop = Some(Stop::MaxChanges);
+                    if self.stop.after_stream == Some(xid) && self.max_reached() {
+                        self.stop.request(Stop::MaxChanges);
                     }
                 }
                 Action::Deliver
@@ -119,9 +119,9 @@ impl Link<'_> {
                     self.st.stats.changes += 1;
                     if self.config.max_changes == Some(self.st.stats.changes) {
                         if ev.streamed {
-                            self.stop_after_stream = ev.xid;
+                            self.stop.after_stream = ev.xid;
                         } else if alone {
-                            self.stop = Some(Stop::MaxChanges);
+                            self.stop.request(Stop::MaxChanges);
                         }
                     }
                 }

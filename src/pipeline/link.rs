@@ -14,10 +14,10 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Lsn};
-use crate::handler::{into_error, Completion, Handler, HandlerError};
+use crate::event::Lsn;
 use crate::replication::conn::ReplicationConn;
 use crate::replication::protocol::{pg_now, standby_status_update};
+use crate::sink::{Completion, Handler, HandlerError};
 
 use super::{stop_requested, RunState, Stop, STOP_GRACE};
 
@@ -48,21 +48,87 @@ pub(super) enum Wake {
 pub(super) struct Link<'s> {
     pub(super) config: &'s Config,
     pub(super) st: &'s mut RunState,
-    pub(super) shutdown: &'s mut watch::Receiver<bool>,
-    pub(super) report: &'s mut watch::Receiver<()>,
-    /// Whether `report` can still fire (its sender is alive).
-    reports: bool,
-    pub(super) stop: Option<Stop>,
-    /// With --max-changes: the streamed transaction that holds the last
-    /// change, whose stream_commit/abort ends the run.
-    pub(super) stop_after_stream: Option<u32>,
-    pub(super) stop_deadline: Option<Instant>,
-    /// With --end-lsn: when to ask the server for its position again.
-    pub(super) poll_at: Option<Instant>,
-    pub(super) stats_at: Option<Instant>,
-    pub(super) watchdog_at: Option<Instant>,
+    requests: Requests<'s>,
+    pub(super) stop: Stopping,
+    pub(super) timers: Timers,
     /// The handler got events since its last flush.
     pub(super) dirty: bool,
+}
+
+/// What the caller asks of the run ([`crate::Control`]).
+struct Requests<'s> {
+    shutdown: &'s mut watch::Receiver<bool>,
+    report: &'s mut watch::Receiver<()>,
+    /// Whether `report` can still fire (its sender is alive).
+    reports: bool,
+}
+
+/// Resolves on each progress report asked for; never once nobody can ask
+/// any more (`reports` turns false).
+async fn report_asked(report: &mut watch::Receiver<()>, reports: &mut bool) {
+    if *reports && report.changed().await.is_ok() {
+        return;
+    }
+    *reports = false;
+    std::future::pending().await
+}
+
+/// Whether, and how soon, the session stops.
+#[derive(Debug, Default)]
+pub(super) struct Stopping {
+    why: Option<Stop>,
+    /// With --max-changes: the streamed transaction that holds the last
+    /// change, whose stream_commit/abort ends the run.
+    pub(super) after_stream: Option<u32>,
+    /// When waiting for the handler gives up (`STOP_GRACE` after the stop).
+    deadline: Option<Instant>,
+}
+
+impl Stopping {
+    /// Stop reading: the session ends once the handler's completions are in.
+    pub(super) fn request(&mut self, why: Stop) {
+        self.why = Some(why);
+    }
+
+    pub(super) fn requested(&self) -> bool {
+        self.why.is_some()
+    }
+
+    /// The stop's deadline, set on first asking.
+    fn deadline(&mut self) -> Option<Instant> {
+        if self.why.is_some() && self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + STOP_GRACE);
+        }
+        self.deadline
+    }
+}
+
+/// The session's own timers; `None` is off.
+#[derive(Debug)]
+pub(super) struct Timers {
+    /// With --end-lsn: when to ask the server for its position again.
+    poll: Option<Instant>,
+    stats: Option<Instant>,
+    watchdog: Option<Instant>,
+}
+
+impl Timers {
+    /// Asks the server where it is again shortly (--end-lsn).
+    pub(super) fn poll_soon(&mut self) {
+        self.poll = Some(Instant::now() + Duration::from_millis(100));
+    }
+
+    fn every(interval: Option<Duration>) -> Option<Instant> {
+        interval.map(|d| Instant::now() + d)
+    }
+}
+
+/// Sleeps until `at`; never when `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl<'s> Link<'s> {
@@ -72,57 +138,53 @@ impl<'s> Link<'s> {
         shutdown: &'s mut watch::Receiver<bool>,
         report: &'s mut watch::Receiver<()>,
     ) -> Self {
-        let now = Instant::now();
         Link {
-            stats_at: config.stats_interval.map(|d| now + d),
-            watchdog_at: st.notifier.watchdog.map(|d| now + d),
+            timers: Timers {
+                poll: None,
+                stats: Timers::every(config.stats_interval),
+                watchdog: Timers::every(st.notifier.watchdog),
+            },
             config,
             st,
-            shutdown,
-            report,
-            reports: true,
-            stop: None,
-            stop_after_stream: None,
-            stop_deadline: None,
-            poll_at: None,
+            requests: Requests {
+                shutdown,
+                report,
+                reports: true,
+            },
+            stop: Stopping::default(),
             dirty: false,
         }
     }
 
     /// Waits for the next thing to do other than reading the server.
     pub(super) async fn wake(&mut self) -> Result<Wake> {
-        if self.stop.is_some() && self.stop_deadline.is_none() {
-            self.stop_deadline = Some(Instant::now() + STOP_GRACE);
-        }
-        loop {
-            let far = Instant::now() + Duration::from_secs(3600);
-            let status_at = self.st.ack.next_due(Instant::now());
-            return Ok(tokio::select! {
-                biased;
-                // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
-                _ = stop_requested(self.shutdown), if self.stop.is_none() => Wake::Stop,
-                // PRIORITY 2: a completion: more may be acknowledged, and
-                // reading may resume.
-                done = self.st.completions.next() => Wake::Completed(done.map_err(into_error)?),
-                // PRIORITY 3: a periodic status update (also keeps the server
-                // from timing us out while the handler is slow).
-                _ = sleep_until(status_at) => Wake::Status,
-                _ = sleep_until(self.stop_deadline.unwrap_or(far)), if self.stop_deadline.is_some() => Wake::Deadline,
-                // PRIORITY 4: ask the server where it is (--end-lsn).
-                _ = sleep_until(self.poll_at.unwrap_or(far)), if self.poll_at.is_some() => Wake::Poll,
-                // PRIORITY 5: progress reports and the systemd watchdog.
-                changed = self.report.changed(), if self.reports => match changed {
-                    Ok(()) => Wake::Report,
-                    // Nobody can ask for reports any more.
-                    Err(_) => {
-                        self.reports = false;
-                        continue;
-                    }
-                },
-                _ = sleep_until(self.stats_at.unwrap_or(far)), if self.stats_at.is_some() => Wake::Stats,
-                _ = sleep_until(self.watchdog_at.unwrap_or(far)), if self.watchdog_at.is_some() => Wake::Watchdog,
-            });
-        }
+        let deadline = self.stop.deadline();
+        let status_at = self.st.ack.next_due(Instant::now());
+        let stopping = self.stop.requested();
+        let timers = &self.timers;
+        let Requests {
+            shutdown,
+            report,
+            reports,
+        } = &mut self.requests;
+        Ok(tokio::select! {
+            biased;
+            // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
+            _ = stop_requested(shutdown), if !stopping => Wake::Stop,
+            // PRIORITY 2: a completion: more may be acknowledged, and
+            // reading may resume.
+            done = self.st.completions.next() => Wake::Completed(done.map_err(Error::from_handler)?),
+            // PRIORITY 3: a periodic status update (also keeps the server
+            // from timing us out while the handler is slow).
+            _ = sleep_until(status_at) => Wake::Status,
+            _ = sleep_until_some(deadline) => Wake::Deadline,
+            // PRIORITY 4: ask the server where it is (--end-lsn).
+            _ = sleep_until_some(timers.poll) => Wake::Poll,
+            // PRIORITY 5: progress reports and the systemd watchdog.
+            _ = report_asked(report, reports) => Wake::Report,
+            _ = sleep_until_some(timers.stats) => Wake::Stats,
+            _ = sleep_until_some(timers.watchdog) => Wake::Watchdog,
+        })
     }
 
     /// Acts on a wake-up. `quiet`: the server has not been heard from for a
@@ -138,7 +200,7 @@ impl<'s> Link<'s> {
             Wake::Stop => {
                 info!("stopping");
                 self.st.notifier.notify("STOPPING=1");
-                self.stop = Some(Stop::Signal);
+                self.stop.request(Stop::Signal);
             }
             Wake::Completed(lsn) => {
                 if let Some(lsn) = lsn {
@@ -147,17 +209,17 @@ impl<'s> Link<'s> {
             }
             Wake::Status => self.send_status(repl, quiet).await?,
             Wake::Poll => {
-                self.poll_at = None;
+                self.timers.poll = None;
                 self.send_status(repl, true).await?;
             }
             Wake::Report => info!("{}", self.st.stats.report()),
             Wake::Stats => {
                 info!("{}", self.st.stats.report());
-                self.stats_at = self.config.stats_interval.map(|d| Instant::now() + d);
+                self.timers.stats = Timers::every(self.config.stats_interval);
             }
             Wake::Watchdog => {
                 self.st.notifier.notify("WATCHDOG=1");
-                self.watchdog_at = self.st.notifier.watchdog.map(|d| Instant::now() + d);
+                self.timers.watchdog = Timers::every(self.st.notifier.watchdog);
             }
             Wake::Deadline => return Ok(Flow::GiveUp),
         }
@@ -171,7 +233,7 @@ impl<'s> Link<'s> {
         repl: &mut ReplicationConn,
         call: impl Future<Output = Result<T, HandlerError>>,
     ) -> Result<Option<T>> {
-        self.keep_up(repl, async { call.await.map_err(into_error) })
+        self.keep_up(repl, async { call.await.map_err(Error::from_handler) })
             .await
     }
 
@@ -232,13 +294,12 @@ impl<'s> Link<'s> {
         reply: bool,
     ) -> Result<()> {
         let lsn = self.st.ack.report(Instant::now());
-        debug!("status update: flushed {}", fmt_lsn(lsn));
+        debug!("status update: flushed {lsn}");
         if lsn != self.st.stats.acked {
             self.st.stats.acked = lsn;
             self.st.notifier.notify(&format!(
                 "STATUS=streaming from slot {}, acknowledged {}",
-                self.config.slot,
-                fmt_lsn(lsn)
+                self.config.slot, lsn
             ));
         }
         repl.send(|buf| standby_status_update(lsn, pg_now(), reply, buf))

@@ -10,6 +10,7 @@ mod completions;
 mod emit;
 mod link;
 mod setup;
+mod snapshot;
 mod stream;
 
 use completions::Completions;
@@ -22,16 +23,16 @@ use std::time::Duration;
 use log::{info, warn};
 use tokio::sync::watch;
 use tokio::time::{sleep, timeout, Instant};
+use tokio_postgres::error::SqlState;
 
 use crate::ack::Ack;
 use crate::config::{Config, EndLsn};
 use crate::decode::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
-use crate::handler::Handler;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
-use crate::sql::snapshot;
+use crate::sink::Handler;
 use crate::stats::Stats;
 use crate::systemd::Notifier;
 
@@ -59,8 +60,8 @@ const CANCEL_GRACE: Duration = Duration::from_millis(200);
 /// hold (it notices a dead client within moments).
 const SLOT_RELEASE_WAIT: Duration = Duration::from_secs(3);
 
-/// The log target of a slot's creation, shown at the binary's default
-/// level: where a new slot's stream begins is worth knowing.
+/// The log target of where the stream comes from (the server chosen from a
+/// host list, a slot's creation), shown at the binary's default level.
 pub const SLOT_LOG: &str = "pgstream::slot";
 
 /// Why a session ends without error.
@@ -148,7 +149,7 @@ pub async fn run<H: Handler>(
         return drop_slot(&config).await;
     }
     let mut st = RunState {
-        ack: Ack::new(0, status_interval(&config, None)),
+        ack: Ack::new(Lsn::ZERO, status_interval(&config, None)),
         completions: Completions::default(),
         end_lsn: match config.end_lsn {
             Some(EndLsn::At(lsn)) => Some(lsn),
@@ -220,10 +221,12 @@ async fn drop_slot(config: &Config) -> Result<()> {
         .simple_query(&commands::drop_slot(&config.slot))
         .await
         .map_err(|e| match e {
-            Error::Server { source, .. } if source.code == "42704" => Error::usage(format!(
-                "replication slot \"{}\" does not exist",
-                config.slot
-            )),
+            Error::Server { source, .. } if source.code == SqlState::UNDEFINED_OBJECT => {
+                Error::usage(format!(
+                    "replication slot \"{}\" does not exist",
+                    config.slot
+                ))
+            }
             e => e,
         });
     // With the slot gone (or never there), so is its unfinished snapshot.
@@ -271,11 +274,17 @@ async fn session<H: Handler>(
     *streamed = true;
     st.notifier.notify(&format!(
         "READY=1\nSTATUS=streaming from slot {} on {}",
-        config.slot, started.server
+        config.slot,
+        if config.conn.has_choice() {
+            &started.server.endpoint
+        } else {
+            &started.server.params.host
+        }
     ));
     let mut stream = Stream {
         repl: started.repl,
         catalog: started.catalog,
+        server: started.server.params,
         decoder: started.decoder,
         link: Link::new(config, st, shutdown, report),
         last_heard: Instant::now(),

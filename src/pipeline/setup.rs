@@ -7,17 +7,19 @@ use tokio::time::{sleep, Instant};
 
 use tokio_postgres::error::SqlState;
 
+use super::snapshot;
 use crate::config::{no_publication, two_phase_needs_pgoutput, Config, EndLsn, Plugin};
 use crate::decode::pgoutput::PgOutput;
 use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, parse_lsn};
-use crate::handler::Handler;
+use crate::event::Lsn;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
+use crate::sink::Handler;
+use crate::sql;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
-use crate::sql::{self, snapshot};
+use crate::sql::server::Server;
 
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
@@ -27,8 +29,8 @@ pub(super) struct Started {
     pub catalog: CatalogConn,
     pub decoder: Box<dyn Decoder>,
     pub wal_sender_timeout: Duration,
-    /// Which server of the host list it streams from, for status lines.
-    pub server: String,
+    /// The server of the host list it streams from.
+    pub server: Server,
 }
 
 /// Chooses the server, checks it, finds or creates the slot and starts
@@ -39,6 +41,15 @@ pub(super) async fn start_stream<H: Handler>(
     handler: &mut H,
 ) -> Result<Started> {
     let (catalog, server) = sql::server::connect(&config.conn).await?;
+    if config.conn.has_choice() {
+        info!(
+            target: SLOT_LOG,
+            "using {} ({}, target_session_attrs={})",
+            server.endpoint,
+            if server.in_recovery { "standby" } else { "primary" },
+            config.conn.target_session_attrs.as_str()
+        );
+    }
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
         return Err(Error::usage(format!(
@@ -61,7 +72,7 @@ pub(super) async fn start_stream<H: Handler>(
         return Err(Error::Waiting(format!(
             "replication slot \"{}\" on {} is a copy synchronised from the primary; waiting for a promotion or a primary in the host list",
             config.slot,
-            server.params.host
+            server.endpoint
         )));
     }
     snapshot::check(config, &catalog, slot.is_some(), reconnect).await?;
@@ -95,7 +106,7 @@ pub(super) async fn start_stream<H: Handler>(
     if config.end_lsn == Some(EndLsn::Now) && st.end_lsn.is_none() {
         let now = catalog.wal_insert_lsn().await?;
         st.end_lsn = Some(now);
-        debug!("--end-lsn now is {}", fmt_lsn(now));
+        debug!("--end-lsn now is {now}");
     }
     if slot.is_none() && server.in_recovery {
         info!(
@@ -114,8 +125,8 @@ pub(super) async fn start_stream<H: Handler>(
             }
             s.confirmed_flush
                 .as_deref()
-                .and_then(parse_lsn)
-                .unwrap_or(0)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(Lsn::ZERO)
         }
         None if config.snapshot => {
             snapshot::take(
@@ -141,14 +152,14 @@ pub(super) async fn start_stream<H: Handler>(
             let point = rows
                 .first()
                 .and_then(|r| r.get(1).cloned().flatten())
-                .and_then(|s| parse_lsn(&s));
+                .and_then(|s| s.parse::<Lsn>().ok());
             info!(
                 target: SLOT_LOG,
                 "created slot {} at {}: its stream begins there",
                 config.slot,
-                point.map(fmt_lsn).unwrap_or_default()
+                point.map(|p| p.to_string()).unwrap_or_default()
             );
-            point.unwrap_or(0)
+            point.unwrap_or(Lsn::ZERO)
         }
     };
     // A reconnect resumes where this run got to, not where the slot says:
@@ -156,7 +167,7 @@ pub(super) async fn start_stream<H: Handler>(
     let start = if st.started {
         st.ack.position()
     } else {
-        config.start_lsn.unwrap_or(0)
+        config.start_lsn.unwrap_or(Lsn::ZERO)
     };
     st.started = true;
     st.ack
@@ -174,10 +185,7 @@ pub(super) async fn start_stream<H: Handler>(
         catalog,
         decoder,
         wal_sender_timeout: Duration::from_millis(wst),
-        server: match &config.conn.hosts[..] {
-            [_] => server.params.host.clone(),
-            _ => format!("{}:{}", server.params.host, server.params.port),
-        },
+        server,
     })
 }
 
@@ -420,7 +428,7 @@ fn proto_version(config: &Config, server: i32) -> Result<u32> {
 /// Adds what to do to the connection errors only the operator can fix.
 fn explain_connect(e: Error) -> Error {
     match &e {
-        Error::Server { source, .. } if source.code == "42501" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::INSUFFICIENT_PRIVILEGE => Error::usage(format!(
             "{e}; grant it with ALTER ROLE … REPLICATION (and allow replication connections in pg_hba.conf)"
         )),
         _ => e,
@@ -445,12 +453,12 @@ async fn explain_start_error(
     let Error::Server { source, .. } = &e else {
         return e;
     };
-    let code = SqlState::from_code(&source.code);
-    if code == SqlState::OBJECT_IN_USE {
+    let code = &source.code;
+    if *code == SqlState::OBJECT_IN_USE {
         let pid = source.message.rsplit(' ').next().unwrap_or("?").to_string();
         return slot_in_use(config, &pid, reconnect);
     }
-    if code == SqlState::UNDEFINED_OBJECT || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
+    if *code == SqlState::UNDEFINED_OBJECT || *code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
         match catalog.slot(&config.slot).await {
             Ok(None) => return slot_lost(config, "no longer exists".into()),
             Ok(Some(slot)) => {

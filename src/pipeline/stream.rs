@@ -9,13 +9,14 @@ use futures_util::FutureExt;
 use log::{debug, warn};
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest};
 use crate::decode::{Decoded, Decoder, Events};
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, Event};
-use crate::handler::{into_error, Handler};
+use crate::event::{Event, Lsn};
 use crate::replication::conn::{CopyEvent, ReplicationConn};
 use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
+use crate::sink::Handler;
 use crate::sql::catalog::CatalogConn;
 
 use super::emit::Action;
@@ -30,6 +31,9 @@ const READ_BURST: u32 = 1024;
 pub(super) struct Stream<'s> {
     pub(super) repl: ReplicationConn,
     pub(super) catalog: CatalogConn,
+    /// The server of the host list this session uses: a replaced catalog
+    /// connection must go to it too.
+    pub(super) server: ConnParams,
     pub(super) decoder: Box<dyn Decoder>,
     pub(super) link: Link<'s>,
     /// When the server was last heard from: a connection silent for too
@@ -69,7 +73,7 @@ impl Stream<'_> {
                 }
                 continue;
             }
-            if self.link.stop.is_some() && self.link.st.completions.is_empty() {
+            if self.link.stop.requested() && self.link.st.completions.is_empty() {
                 return Ok(());
             }
             if !self.reading() {
@@ -86,7 +90,7 @@ impl Stream<'_> {
                         return self.abandon(handler).await;
                     }
                 }
-                e = handler.failed() => return Err(into_error(e)),
+                e = handler.failed() => return Err(Error::from_handler(e)),
                 // A server silent through several replies asked for is gone.
                 _ = sleep_until(silence), if self.reading() => {
                     return Err(Error::connection(
@@ -110,7 +114,7 @@ impl Stream<'_> {
     /// Whether to read the server: not once stopping, nor while too many
     /// completions are pending (backpressure).
     fn reading(&self) -> bool {
-        self.link.stop.is_none() && self.link.st.completions.len() < MAX_PENDING
+        !self.link.stop.requested() && self.link.st.completions.len() < MAX_PENDING
     }
 
     /// A stop gave up waiting: the handler drops what it has not started,
@@ -177,7 +181,7 @@ impl Stream<'_> {
                         .decode(wal_start, &data, catalog, &mut events)
                         .map_err(|source| Error::Decode {
                             slot: self.link.config.slot.clone(),
-                            lsn: fmt_lsn(wal_start),
+                            lsn: wal_start.to_string(),
                             source,
                         })?;
                     match decoded {
@@ -213,7 +217,7 @@ impl Stream<'_> {
     /// last acknowledged position.
     async fn look_up(&mut self, request: &CatalogRequest, catalog: &mut Catalog) -> Result<Flow> {
         let limit = lookup_limit(self.wal_sender_timeout);
-        let config = self.link.config;
+        let server = &self.server;
         let conn = &mut self.catalog;
         let work = async {
             let mut retried = false;
@@ -230,7 +234,7 @@ impl Stream<'_> {
                     Err(e) if e.is_transient() && !retried => {
                         warn!("{e}; reconnecting the catalog connection");
                         retried = true;
-                        let connect = CatalogConn::connect(&config.conn);
+                        let connect = CatalogConn::connect(server);
                         *conn =
                             within(limit, "reconnecting the catalog connection", connect).await?;
                     }
@@ -246,17 +250,13 @@ impl Stream<'_> {
 
     /// With --end-lsn, after a keepalive outside any transaction: stop once
     /// the server is past the end, else ask again shortly.
-    fn check_end(&mut self, wal_end: u64) {
+    fn check_end(&mut self, wal_end: Lsn) {
         if let Some(end) = self.link.st.end_lsn {
             if wal_end >= end {
-                debug!(
-                    "reached --end-lsn {} (server at {})",
-                    fmt_lsn(end),
-                    fmt_lsn(wal_end)
-                );
-                self.link.stop = Some(super::Stop::EndLsn);
+                debug!("reached --end-lsn {end} (server at {wal_end})");
+                self.link.stop.request(super::Stop::EndLsn);
             } else {
-                self.link.poll_at = Some(Instant::now() + Duration::from_millis(100));
+                self.link.timers.poll_soon();
             }
         }
     }
@@ -268,7 +268,7 @@ impl Stream<'_> {
         if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
-            debug!("final status update: flushed {}", fmt_lsn(lsn));
+            debug!("final status update: flushed {lsn}");
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
                 .await?;
             match timeout(Duration::from_millis(500), repl.finish()).await {

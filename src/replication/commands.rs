@@ -1,6 +1,6 @@
 //! Replication commands, with every identifier and literal quoted.
 
-use crate::event::{fmt_lsn, Lsn};
+use crate::event::Lsn;
 
 /// `"name"`, doubling embedded quotes.
 pub(crate) fn quote_ident(name: &str) -> String {
@@ -67,7 +67,7 @@ pub(crate) fn start_replication(slot: &str, lsn: Lsn, options: &[(&str, String)]
     let mut sql = format!(
         "START_REPLICATION SLOT {} LOGICAL {}",
         quote_ident(slot),
-        fmt_lsn(lsn)
+        lsn
     );
     if !options.is_empty() {
         let opts: Vec<String> = options
@@ -105,7 +105,7 @@ mod tests {
         let pubs = publication_names(&["p1".into(), "we\"ird,pub".into()]);
         let sql = start_replication(
             "s",
-            0x1_0000_00AB,
+            Lsn(0x1_0000_00AB),
             &[("proto_version", "4".into()), ("publication_names", pubs)],
         );
         assert_eq!(

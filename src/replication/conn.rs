@@ -13,6 +13,7 @@ use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::{backend, frontend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::error::SqlState;
 
 use super::protocol::{self, Frame};
 use crate::conninfo::{ChannelBinding, ConnParams};
@@ -422,7 +423,8 @@ fn parse_server_version(v: &str) -> u32 {
 
 fn fields(body: &backend::ErrorResponseBody) -> ServerError {
     let mut e = ServerError {
-        code: String::new(),
+        // Every ErrorResponse carries one (field C), so this stays unseen.
+        code: SqlState::INTERNAL_ERROR,
         message: String::new(),
         detail: None,
         hint: None,
@@ -431,7 +433,7 @@ fn fields(body: &backend::ErrorResponseBody) -> ServerError {
     while let Ok(Some(f)) = it.next() {
         let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
         match f.type_() {
-            b'C' => e.code = v,
+            b'C' => e.code = SqlState::from_code(&v),
             b'M' => e.message = v,
             b'D' => e.detail = Some(v),
             b'H' => e.hint = Some(v),

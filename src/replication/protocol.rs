@@ -7,6 +7,8 @@ use std::io;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::message::backend::Header;
 
+use crate::event::Lsn;
+
 /// One backend message, split off the read buffer without copying.
 #[derive(Debug)]
 pub(crate) struct Frame {
@@ -41,12 +43,12 @@ pub(crate) fn next_frame(buf: &mut BytesMut) -> io::Result<Option<Frame>> {
 pub(crate) enum CopyMessage {
     /// `w`: a chunk of plugin output starting at `wal_start`.
     XLogData {
-        wal_start: u64,
-        wal_end: u64,
+        wal_start: Lsn,
+        wal_end: Lsn,
         data: Bytes,
     },
     /// `k`: the server's position; `reply` asks for a status update now.
-    Keepalive { wal_end: u64, reply: bool },
+    Keepalive { wal_end: Lsn, reply: bool },
 }
 
 impl CopyMessage {
@@ -60,8 +62,8 @@ impl CopyMessage {
                 if body.len() < 24 {
                     return Err(invalid("truncated XLogData message"));
                 }
-                let wal_start = body.get_u64();
-                let wal_end = body.get_u64();
+                let wal_start = Lsn(body.get_u64());
+                let wal_end = Lsn(body.get_u64());
                 let _send_time = body.get_i64();
                 Ok(CopyMessage::XLogData {
                     wal_start,
@@ -73,7 +75,7 @@ impl CopyMessage {
                 if body.len() < 17 {
                     return Err(invalid("truncated keepalive message"));
                 }
-                let wal_end = body.get_u64();
+                let wal_end = Lsn(body.get_u64());
                 let _send_time = body.get_i64();
                 let reply = body.get_u8() == 1;
                 Ok(CopyMessage::Keepalive { wal_end, reply })
@@ -89,13 +91,13 @@ impl CopyMessage {
 /// Encodes a standby status update (`r`) wrapped in CopyData. `write` and
 /// `flush` are both what we have written and flushed: pgstream has no
 /// separate apply step.
-pub(crate) fn standby_status_update(lsn: u64, now: i64, reply: bool, out: &mut BytesMut) {
+pub(crate) fn standby_status_update(lsn: Lsn, now: i64, reply: bool, out: &mut BytesMut) {
     out.put_u8(b'd');
     out.put_i32(4 + 1 + 8 * 4 + 1);
     out.put_u8(b'r');
-    out.put_u64(lsn); // written
-    out.put_u64(lsn); // flushed
-    out.put_u64(lsn); // applied
+    out.put_u64(lsn.0); // written
+    out.put_u64(lsn.0); // flushed
+    out.put_u64(lsn.0); // applied
     out.put_i64(now);
     out.put_u8(u8::from(reply));
 }
@@ -161,8 +163,8 @@ mod tests {
         assert_eq!(
             CopyMessage::parse(Bytes::from(w)).unwrap(),
             CopyMessage::XLogData {
-                wal_start: 1,
-                wal_end: 2,
+                wal_start: Lsn(1),
+                wal_end: Lsn(2),
                 data: Bytes::from_static(b"BODY")
             }
         );
@@ -173,7 +175,7 @@ mod tests {
         assert_eq!(
             CopyMessage::parse(Bytes::from(k.clone())).unwrap(),
             CopyMessage::Keepalive {
-                wal_end: 0x1_0000_0010,
+                wal_end: Lsn(0x1_0000_0010),
                 reply: true
             }
         );
@@ -186,7 +188,7 @@ mod tests {
     #[test]
     fn status_update_layout() {
         let mut out = BytesMut::new();
-        standby_status_update(0xAB, 7, true, &mut out);
+        standby_status_update(Lsn(0xAB), 7, true, &mut out);
         assert_eq!(out.len(), 1 + 4 + 34);
         assert_eq!(&out[..6], &[b'd', 0, 0, 0, 38, b'r']);
         assert_eq!(&out[6..14], &0xABu64.to_be_bytes());

@@ -10,9 +10,10 @@ use tokio_postgres::Client;
 
 use crate::conninfo::ConnParams;
 use crate::decode::catalog::{Catalog, CatalogRequest, TableColumn, TableInfo};
-use crate::decode::value::{builtin_kind, ValueKind};
+use crate::decode::value::builtin_kind;
 use crate::error::{Error, Result, ServerError};
-use crate::event::{parse_lsn, Lsn};
+use crate::event::Lsn;
+use crate::event::ValueKind;
 use crate::tls::{self, Connector, Failed, MakeTls, Stage, Transport};
 
 /// A replication slot as `pg_replication_slots` shows it. Read as the
@@ -184,7 +185,9 @@ impl CatalogConn {
             .await
             .map_err(|e| pg_error(e, "reading the WAL position".into()))?
             .get(0);
-        let lsn = parse_lsn(&text).ok_or_else(|| Error::Protocol(format!("bad LSN {text:?}")))?;
+        let lsn = text
+            .parse()
+            .map_err(|_| Error::Protocol(format!("bad LSN {text:?}")))?;
         Ok(skip_page_header(lsn))
     }
 
@@ -388,16 +391,16 @@ impl CatalogConn {
 
 /// `lsn` without the WAL page header it may point just past (default 8 kB
 /// pages and 16 MB segments: short and long header sizes).
-fn skip_page_header(lsn: Lsn) -> Lsn {
+fn skip_page_header(Lsn(lsn): Lsn) -> Lsn {
     const PAGE: u64 = 8192;
     const SEGMENT: u64 = 16 * 1024 * 1024;
-    if lsn % SEGMENT == 40 {
+    Lsn(if lsn % SEGMENT == 40 {
         lsn - 40
     } else if lsn % PAGE == 24 {
         lsn - 24
     } else {
         lsn
-    }
+    })
 }
 
 fn resolve(oid: u32, facts: &HashMap<u32, (i8, u32, u32, i8, bool)>, depth: u32) -> ValueKind {
@@ -428,7 +431,7 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
         return Error::Server {
             context,
             source: ServerError {
-                code: db.code().code().to_string(),
+                code: db.code().clone(),
                 message: db.message().to_string(),
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
@@ -452,11 +455,13 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, context: String) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use crate::event::Lsn;
+
     #[test]
     fn page_headers_are_skipped() {
         use super::skip_page_header as skip;
-        assert_eq!(skip(0x1945940), 0x1945940);
-        assert_eq!(skip(0x2000 + 24), 0x2000);
-        assert_eq!(skip(0x100_0000 + 40), 0x100_0000);
+        assert_eq!(skip(Lsn(0x1945940)), Lsn(0x1945940));
+        assert_eq!(skip(Lsn(0x2000 + 24)), Lsn(0x2000));
+        assert_eq!(skip(Lsn(0x100_0000 + 40)), Lsn(0x100_0000));
     }
 }

@@ -2,7 +2,7 @@
 //! with `target_session_attrs` checked on the catalog connection. The
 //! replication connection then goes to the same server.
 
-use log::{debug, info};
+use log::debug;
 
 use crate::conninfo::{ConnParams, SessionAttrs};
 use crate::error::{Error, Result};
@@ -15,6 +15,8 @@ pub(crate) struct Server {
     pub params: ConnParams,
     /// A hot standby (`pg_is_in_recovery()`).
     pub in_recovery: bool,
+    /// `host:port` as the host list names it.
+    pub endpoint: String,
 }
 
 /// Connects the catalog connection to the first server of the list that
@@ -56,18 +58,12 @@ pub(crate) async fn connect(params: &ConnParams) -> Result<(CatalogConn, Server)
                 tried.push(format!("{endpoint}: is {is}, not {}", pass.as_str()));
                 continue;
             }
-            if !single {
-                info!(
-                    "using {endpoint} ({}, target_session_attrs={})",
-                    if in_recovery { "standby" } else { "primary" },
-                    attrs.as_str()
-                );
-            }
             return Ok((
                 catalog,
                 Server {
                     params: server,
                     in_recovery,
+                    endpoint: endpoint.to_string(),
                 },
             ));
         }

@@ -127,7 +127,7 @@ pub(crate) async fn list(
                 .enumerate()
                 .map(|(i, c)| Column {
                     name: c.name.clone(),
-                    kind: crate::decode::value::ValueKind::Text, // resolved below
+                    kind: crate::event::ValueKind::Text, // resolved below
                     type_oid: c.type_oid,
                     type_modifier: -1,
                     identity: key.contains(&i),
@@ -156,9 +156,7 @@ pub(crate) async fn list(
         .into_iter()
         .map(|(mut t, oids)| {
             for (col, oid) in t.relation.columns.iter_mut().zip(oids) {
-                col.kind = catalog
-                    .kind(oid)
-                    .unwrap_or(crate::decode::value::ValueKind::Text);
+                col.kind = catalog.kind(oid).unwrap_or(crate::event::ValueKind::Text);
             }
             t
         })

@@ -62,7 +62,7 @@ impl Handler for Recorder {
         let mut seen = self.seen.lock().unwrap();
         let unit = match (commit.op, commit.end_lsn, commit.snapshot_lsn) {
             (Op::Commit, Some(end), None) => {
-                seen.commits.push(end);
+                seen.commits.push(end.0);
                 "transaction"
             }
             (Op::Commit, None, Some(_)) => "snapshot",

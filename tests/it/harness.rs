@@ -203,6 +203,31 @@ pub fn version_skip(what: &str) -> bool {
     true
 }
 
+/// Server binaries of PostgreSQL `min_major` or newer, for the tests of
+/// what older servers lack (decoding on a standby: 16, failover slots: 17):
+/// the machine's when new enough, else `PGSTREAM_TEST_HA_PGBIN` (`make test`
+/// sets it from `scripts/fetch-pg.sh`). In `make test-matrix` a version too
+/// old skips (None); elsewhere a missing one fails, saying how to get it.
+pub fn ha_bin(min_major: u32, what: &str) -> Option<PathBuf> {
+    if server_major() >= min_major {
+        return Some(host().bin_dir.clone());
+    }
+    if matrix_mode() {
+        version_skip(&format!("{what} needs PostgreSQL {min_major}+"));
+        return None;
+    }
+    let dir = std::env::var_os("PGSTREAM_TEST_HA_PGBIN").map(PathBuf::from);
+    match dir {
+        Some(dir) if has_server(&dir) => Some(dir),
+        _ => panic!(
+            "{what} needs PostgreSQL {min_major}+ and the machine has {}: run `make test` \
+             (it fetches one with scripts/fetch-pg.sh) or set PGSTREAM_TEST_HA_PGBIN to its bin \
+             directory",
+            host().version
+        ),
+    }
+}
+
 /// A PostgreSQL client program (`psql`, `pg_isready`, `pg_recvlogical`, …):
 /// from the server's bin directory when it has it, else from the machine's
 /// PostgreSQL (`pg_config --bindir`, the highest `/usr/lib/postgresql/*/bin`),
@@ -655,12 +680,14 @@ impl Cluster {
     pub fn shared() -> &'static Cluster {
         static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
         let res = SHARED.get_or_init(|| {
-            std::panic::catch_unwind(|| Cluster::create(&[], &[], true)).map_err(|e| {
-                e.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into())
-            })
+            std::panic::catch_unwind(|| Cluster::create(&host().bin_dir, &[], &[], true)).map_err(
+                |e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into())
+                },
+            )
         });
         match res {
             Ok(c) => c,
@@ -672,21 +699,68 @@ impl Cluster {
     /// `extra_conf` lines appended to postgresql.conf. Dropping it stops the
     /// server (immediate) and removes its directory.
     pub fn start(extra_conf: &[&str]) -> Cluster {
-        Cluster::create(extra_conf, &[], false)
+        Cluster::create(&host().bin_dir, extra_conf, &[], false)
+    }
+
+    /// As [`Cluster::start`], with the server binaries of `bin_dir` (e.g. a
+    /// newer major from [`ha_bin`]) instead of the machine's.
+    pub fn start_with_bin(bin_dir: &Path, extra_conf: &[&str]) -> Cluster {
+        Cluster::create(bin_dir, extra_conf, &[], false)
     }
 
     /// As [`Cluster::start`], with `hba_lines` put first in pg_hba.conf
     /// (before the harness's password and trust lines).
     pub fn start_with_hba(extra_conf: &[&str], hba_lines: &[&str]) -> Cluster {
-        Cluster::create(extra_conf, hba_lines, false)
+        Cluster::create(&host().bin_dir, extra_conf, hba_lines, false)
     }
 
-    fn create(extra_conf: &[&str], hba_lines: &[&str], shared: bool) -> Cluster {
-        let h = host();
+    fn create(bin_dir: &Path, extra_conf: &[&str], hba_lines: &[&str], shared: bool) -> Cluster {
+        let site = Site::new(bin_dir);
+        let mut initdb = pg_user_command(&bin_dir.join("initdb"));
+        initdb
+            .current_dir(&site.base_dir)
+            .arg("-D")
+            .arg(&site.data_dir)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "--encoding=UTF8",
+                "--locale=C",
+                "-N",
+            ]);
+        let out = run_cmd(initdb, None, Duration::from_secs(180))
+            .unwrap_or_else(|e| panic!("initdb: {e}"));
+        assert!(
+            out.status.success(),
+            "initdb failed ({}):\n{}\n{}",
+            out.status,
+            out.stdout,
+            out.stderr
+        );
+        write_conf(&site.data_dir, &site.base_dir, extra_conf, hba_lines);
+        let cluster = site.launch(shared);
+        cluster.create_roles();
+        cluster
+    }
+}
+
+/// A cluster's directory and watchdog, before its server first starts.
+struct Site {
+    bin_dir: PathBuf,
+    base_dir: PathBuf,
+    data_dir: PathBuf,
+    log_file: PathBuf,
+    watchdog: Watchdog,
+}
+
+impl Site {
+    fn new(bin_dir: &Path) -> Site {
         let base_dir = make_base_dir();
         let data_dir = base_dir.join("data");
         let log_file = base_dir.join("server.log");
-        let pg_ctl = h.bin_dir.join("pg_ctl");
+        let pg_ctl = bin_dir.join("pg_ctl");
 
         // The watchdog comes first so that even a failed set-up is cleaned up.
         let stop = pg_user_command(&pg_ctl);
@@ -725,36 +799,30 @@ fi
             );
         }
 
-        let mut initdb = pg_user_command(&h.bin_dir.join("initdb"));
-        initdb
-            .current_dir(&base_dir)
-            .arg("-D")
-            .arg(&data_dir)
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                SUPERUSER,
-                "--encoding=UTF8",
-                "--locale=C",
-                "-N",
-            ]);
-        let out = run_cmd(initdb, None, Duration::from_secs(180))
-            .unwrap_or_else(|e| panic!("initdb: {e}"));
-        assert!(
-            out.status.success(),
-            "initdb failed ({}):\n{}\n{}",
-            out.status,
-            out.stdout,
-            out.stderr
-        );
+        Site {
+            bin_dir: bin_dir.to_path_buf(),
+            base_dir,
+            data_dir,
+            log_file,
+            watchdog,
+        }
+    }
 
-        write_conf(&data_dir, &base_dir, extra_conf, hba_lines);
+    /// Starts the server on a free port (retrying when another process
+    /// takes the port first) and waits until it accepts connections.
+    fn launch(self, shared: bool) -> Cluster {
+        let Site {
+            bin_dir,
+            base_dir,
+            data_dir,
+            log_file,
+            watchdog,
+        } = self;
 
         let server_for = |port| Server {
             port,
             socket_dir: base_dir.clone(),
-            bin_dir: h.bin_dir.clone(),
+            bin_dir: bin_dir.clone(),
         };
         let mut port = 0;
         for attempt in 1..=10 {
@@ -763,7 +831,7 @@ fi
             fs::write(&port_conf, format!("port = {port}\n")).expect("write port conf");
             chown_postgres(&port_conf);
             let log_len = fs::metadata(&log_file).map(|m| m.len()).unwrap_or(0);
-            match pg_ctl_start(&data_dir, &log_file, &base_dir) {
+            match pg_ctl_start(&bin_dir, &data_dir, &log_file, &base_dir) {
                 Ok(()) => break,
                 Err(e) => {
                     let log = read_lossy(&log_file);
@@ -778,19 +846,23 @@ fi
         let server = server_for(port);
         wait_ready(&server, &log_file);
 
+        let version = Command::new(bin_dir.join("postgres"))
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         let cluster = Cluster {
             port,
             socket_dir: base_dir.clone(),
             data_dir,
-            bin_dir: h.bin_dir.clone(),
+            bin_dir,
             log_file,
             base_dir,
-            version: h.version.clone(),
+            version,
             shared,
             server,
             watchdog: Mutex::new(Some(watchdog)),
         };
-        cluster.create_roles();
         let _ = writeln!(
             std::io::stderr(),
             "pgstream-it: {} cluster on port {} in {}",
@@ -800,7 +872,9 @@ fi
         );
         cluster
     }
+}
 
+impl Cluster {
     fn create_roles(&self) {
         let q = quote_literal;
         self.sql(
@@ -970,7 +1044,12 @@ fi
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log_len = fs::metadata(&self.log_file).map(|m| m.len()).unwrap_or(0);
-            match pg_ctl_start(&self.data_dir, &self.log_file, &self.base_dir) {
+            match pg_ctl_start(
+                &self.bin_dir,
+                &self.data_dir,
+                &self.log_file,
+                &self.base_dir,
+            ) {
                 Ok(()) => break,
                 Err(e) => {
                     let log = self.server_log();
@@ -994,6 +1073,96 @@ fi
     /// The whole server log so far.
     pub fn server_log(&self) -> String {
         read_lossy(&self.log_file)
+    }
+
+    /// A hot standby (PostgreSQL 12+) of this (dedicated) cluster, as an operator without
+    /// pg_basebackup makes one: a physical slot `name` on this server, a
+    /// clean stop, a copy of the data directory (its slots left out, as
+    /// pg_basebackup leaves them), `standby.signal`, and replication from
+    /// this server through the slot with `hot_standby_feedback`. `extra_conf`
+    /// goes into the standby's postgresql.conf (e.g. `sync_replication_slots
+    /// = on`). Returns once this server is up again and the standby streams.
+    pub fn make_standby(&self, name: &str, extra_conf: &[&str]) -> Cluster {
+        self.assert_dedicated("make_standby");
+        self.sql(
+            "postgres",
+            &format!(
+                "SELECT pg_create_physical_replication_slot({}, true)",
+                quote_literal(name)
+            ),
+        );
+        self.stop("fast");
+        let site = Site::new(&self.bin_dir);
+        let mut cp = pg_user_command(Path::new("/bin/cp"));
+        cp.arg("-a").arg(&self.data_dir).arg(&site.data_dir);
+        let out = run_cmd(cp, None, Duration::from_secs(120)).expect("cp the data directory");
+        assert!(out.status.success(), "cp -a failed: {}", out.stderr);
+        let slots = site.data_dir.join("pg_replslot");
+        for entry in fs::read_dir(&slots).expect("read pg_replslot").flatten() {
+            fs::remove_dir_all(entry.path()).expect("remove a copied slot");
+        }
+        let socket = site.base_dir.display().to_string().replace('\'', "''");
+        let mut conf = format!(
+            "\n# --- standby of port {port} ---
+unix_socket_directories = '{socket}'
+primary_conninfo = 'host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres application_name={name}'
+primary_slot_name = '{name}'
+hot_standby_feedback = on
+",
+            port = self.port
+        );
+        for line in extra_conf {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(site.data_dir.join("postgresql.conf"))
+            .expect("open the standby's postgresql.conf");
+        f.write_all(conf.as_bytes())
+            .expect("write the standby's postgresql.conf");
+        let signal = site.data_dir.join("standby.signal");
+        fs::write(&signal, "").expect("write standby.signal");
+        chown_postgres(&signal);
+        self.start_again();
+        let standby = site.launch(false);
+        let streaming = format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = {} AND active",
+            quote_literal(name)
+        );
+        wait_until(
+            "the standby streams from its primary",
+            Duration::from_secs(60),
+            || (self.sql("postgres", &streaming) == "1").then_some(()),
+        );
+        standby
+    }
+
+    /// `pg_ctl promote` on a standby; returns once it accepts writes.
+    pub fn promote(&self) {
+        self.assert_dedicated("promote");
+        self.pg_ctl(&["promote", "-w", "-t", "60"])
+            .unwrap_or_else(|e| panic!("{e}\n--- server log:\n{}", self.server_log()));
+        wait_until(
+            "the promoted standby leaves recovery",
+            Duration::from_secs(60),
+            || (self.sql("postgres", "SELECT pg_is_in_recovery()") == "f").then_some(()),
+        );
+    }
+
+    /// Blocks until this standby has replayed everything its primary had
+    /// written when called (`primary`'s current WAL position).
+    pub fn wait_replayed(&self, primary: &Cluster) {
+        let target = primary.sql("postgres", "SELECT pg_current_wal_lsn()");
+        let q = format!(
+            "SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn",
+            quote_literal(&target)
+        );
+        wait_until(
+            "the standby replays its primary's WAL",
+            Duration::from_secs(60),
+            || (self.sql("postgres", &q) == "t").then_some(()),
+        );
     }
 }
 
@@ -1113,13 +1282,19 @@ host replication all 127.0.0.1/32 trust
     fs::write(data_dir.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
 }
 
-fn free_port() -> u16 {
+/// A 127.0.0.1 port nothing listens on (at the time of the call).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
 
-fn pg_ctl_start(data_dir: &Path, log_file: &Path, base_dir: &Path) -> Result<(), String> {
-    let mut cmd = pg_user_command(&host().bin_dir.join("pg_ctl"));
+fn pg_ctl_start(
+    bin_dir: &Path,
+    data_dir: &Path,
+    log_file: &Path,
+    base_dir: &Path,
+) -> Result<(), String> {
+    let mut cmd = pg_user_command(&bin_dir.join("pg_ctl"));
     cmd.current_dir(base_dir)
         .arg("-D")
         .arg(data_dir)
@@ -1163,6 +1338,14 @@ pub struct TestDb {
 impl TestDb {
     pub fn server(&self) -> &Server {
         &self.server
+    }
+
+    /// The same database on `other` (a standby of this one's server).
+    pub fn on(&self, other: &Cluster) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            server: other.server().clone(),
+        }
     }
 
     /// Runs SQL as the superuser; panics with psql's stderr on failure.

@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod files;
 mod filters;
+mod ha;
 mod handler;
 mod harness;
 mod jsontext;

@@ -117,7 +117,8 @@ fn summary(e: &Event<'_>) -> String {
     }
     let (xid, subxid) = (e.xid.map(u64::from), e.subxid.map(u64::from));
     let ts = e.commit_ts.and_then(|t| u64::try_from(t).ok());
-    let (lsn, commit_lsn, end) = (e.lsn, e.commit_lsn, e.end_lsn);
+    let at = |lsn: Option<Lsn>| lsn.map(|l| l.0);
+    let (lsn, commit_lsn, end) = (at(e.lsn), at(e.commit_lsn), at(e.end_lsn));
     let fields = [lsn, commit_lsn, end, xid, subxid, ts];
     let names = ["lsn", "commit_lsn", "end", "xid", "subxid", "ts"];
     for (k, v) in names.into_iter().zip(fields) {
@@ -182,7 +183,7 @@ fn decoder() -> PgOutput {
 fn run(d: &mut PgOutput, cat: &Catalog, msgs: &[&[u8]]) -> Vec<String> {
     let mut lines = Vec::new();
     for m in msgs {
-        let (res, events) = decode_one(d, 5, m, cat);
+        let (res, events) = decode_one(d, Lsn(5), m, cat);
         assert_eq!(res.unwrap(), Decoded::Done, "{m:?}");
         lines.extend(events);
     }
@@ -194,7 +195,7 @@ fn feed(d: &mut PgOutput, msgs: &[&[u8]]) -> Vec<String> {
 }
 
 fn try_decode(d: &mut PgOutput, m: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_one(d, 5, m, &Catalog::default()).0
+    decode_one(d, Lsn(5), m, &Catalog::default()).0
 }
 
 fn err(d: &mut PgOutput, m: &[u8]) -> (char, usize, &'static str) {
@@ -256,7 +257,7 @@ fn truncate_two_tables() {
     );
     // An unknown relid anywhere: an error and no events at all.
     let bad = Msg::new(b'T').u32(2).u8(0).u32(1).u32(99).0;
-    let (e, events) = decode_one(&mut d, 5, &bad, &Catalog::default());
+    let (e, events) = decode_one(&mut d, Lsn(5), &bad, &Catalog::default());
     assert_eq!(e.unwrap_err().what, "truncate of unknown relation");
     assert!(events.is_empty());
 }
@@ -303,7 +304,7 @@ fn identity_full_asks_primary_key_every_time() {
     cat.insert_primary_key(5, vec!["b".into()]); // maybe stale: asked anyway
     let need = Decoded::Need(CatalogRequest::PrimaryKey(5));
     let ask = |d: &mut PgOutput, cat: &Catalog| {
-        let (res, events) = decode_one(d, 0, &f, cat);
+        let (res, events) = decode_one(d, Lsn(0), &f, cat);
         assert!(events.is_empty(), "{events:?}");
         res
     };
@@ -326,7 +327,7 @@ fn unknown_types_need_catalog_without_state_change() {
     let e = [(0, "e", 16400), (0, "f", 16390), (0, "g", 16400)];
     let r = rel(None, 1, b'd', &[(1, "id", 23), e[0], e[1], e[2]]);
     let need = Decoded::Need(CatalogRequest::Types(vec![16390, 16400]));
-    let (res, events) = decode_one(&mut d, 0, &r, &cat);
+    let (res, events) = decode_one(&mut d, Lsn(0), &r, &cat);
     assert_eq!((res.unwrap(), events.len()), (need, 0));
     assert_eq!(d.relations[&1].columns.len(), 3, "old relation kept");
     cat.insert_type(16390, ValueKind::Json);
@@ -494,6 +495,6 @@ fn fuzzed_messages_never_panic() {
             }
         }
         d.stream_xid = streamed.then_some(50);
-        let _ = d.decode(5, &m, &Catalog::default(), &mut Events::new());
+        let _ = d.decode(Lsn(5), &m, &Catalog::default(), &mut Events::new());
     }
 }

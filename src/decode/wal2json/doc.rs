@@ -11,13 +11,15 @@
 use std::ops::Range;
 
 use crate::decode::DecodeError;
-use crate::event::{parse_lsn, Lsn, PgTimestamp};
+use crate::event::{Lsn, PgTimestamp};
 
 /// How deep [`Scan::skip`] follows unknown nested values.
 const MAX_DEPTH: u32 = 32;
 
 pub(super) fn lsn_of(buf: &[u8], s: Str) -> Option<Lsn> {
-    std::str::from_utf8(s.raw(buf)).ok().and_then(parse_lsn)
+    std::str::from_utf8(s.raw(buf))
+        .ok()
+        .and_then(|s| s.parse().ok())
 }
 
 /// Parses a `timestamptz` as PostgreSQL prints it with `DateStyle=ISO`,

@@ -1,7 +1,6 @@
 use super::*;
 use crate::decode::catalog::TableColumn;
-use crate::decode::value::ValueKind;
-use crate::event::{fmt_lsn, parse_lsn};
+use crate::event::ValueKind;
 
 /// The workload behind [`FIXTURE`], on PostgreSQL 15 with wal2json 2.5:
 ///
@@ -43,7 +42,7 @@ fn docs(fixture: &str) -> Vec<(Lsn, &[u8])> {
         .lines()
         .map(|l| {
             let (lsn, doc) = l.split_once('\t').unwrap();
-            (parse_lsn(lsn).unwrap(), doc.as_bytes())
+            (lsn.parse::<Lsn>().unwrap(), doc.as_bytes())
         })
         .collect()
 }
@@ -137,10 +136,10 @@ fn answer(req: &CatalogRequest, cat: &mut Catalog) {
 /// An event as its JSON line; commits also show the end LSN.
 fn line(ev: &Event<'_>) -> String {
     let mut out = Vec::new();
-    crate::output::write_event(&mut out, ev);
+    crate::sink::encode::Format::Pgstream.write_event(&mut out, ev);
     let line = String::from_utf8(out).unwrap().trim_end().to_owned();
     match ev.end_lsn {
-        Some(end) => format!("{line} end={}", fmt_lsn(end)),
+        Some(end) => format!("{line} end={end}"),
         None => line,
     }
 }
@@ -343,12 +342,12 @@ fn replica_identity_change_seen_in_an_update() {
     );
     let doc = br#"{"action":"U","xid":9,"lsn":"0/10","schema":"public","table":"orders","columns":[{"name":"id","typeoid":23,"value":7},{"name":"total","typeoid":1700,"value":1},{"name":"tags","typeoid":1009,"value":null},{"name":"meta","typeoid":3802,"value":null}],"identity":[{"name":"id","typeoid":23,"value":7},{"name":"total","typeoid":1700,"value":2},{"name":"tags","typeoid":1009,"value":null},{"name":"meta","typeoid":3802,"value":null}],"pk":[{"name":"id","typeoid":23}]}"#;
     // The catalog read before says DEFAULT: asked again, it says FULL.
-    let res = decode_one(&mut d, (0, doc), &cat).0.unwrap();
+    let res = decode_one(&mut d, (Lsn(0), doc), &cat).0.unwrap();
     assert!(matches!(res, Decoded::Need(CatalogRequest::Table { .. })));
     let mut info = table_info("orders");
     info.replica_identity = Some(b'f');
     cat.insert_table("public".into(), "orders".into(), info);
-    let (res, rec) = decode_one(&mut d, (0, doc), &cat);
+    let (res, rec) = decode_one(&mut d, (Lsn(0), doc), &cat);
     assert_eq!(res.unwrap(), Decoded::Done);
     assert!(
         rec[0].contains(r#""key":{"id":7},"old":{"id":7,"total":"2","tags":null,"meta":null}"#),
@@ -372,7 +371,7 @@ fn empty_transactions_and_messages() {
     assert!(run(&mut d, &mut cat, &ntx).0.is_empty());
     // wal2json copies content bytes as they are, valid UTF-8 or not.
     let bin = b"{\"action\":\"M\",\"xid\":null,\"timestamp\":null,\"lsn\":\"0/33D4F18\",\"transactional\":false,\"prefix\":\"bin\",\"content\":\"A\xffB\"}";
-    let (lines, _) = decode_all_bytes(&[(0, bin)]);
+    let (lines, _) = decode_all_bytes(&[(Lsn(0), bin)]);
     assert_eq!(
         lines,
         [
@@ -388,7 +387,7 @@ fn decode_all_bytes(docs: &[(Lsn, &[u8])]) -> (Vec<String>, Vec<CatalogRequest>)
 #[test]
 fn truncate_of_a_table_not_seen_yet() {
     let doc = br#"{"action":"T","xid":5,"lsn":"0/20","schema":"s\"q","table":"t"}"#;
-    let (lines, asked) = decode_all_bytes(&[(0x10, doc)]);
+    let (lines, asked) = decode_all_bytes(&[(Lsn(0x10), doc)]);
     assert_eq!(
         lines,
         [r#"{"op":"truncate","schema":"s\"q","table":"t","lsn":"0/20","xid":5}"#]
@@ -400,7 +399,7 @@ fn truncate_of_a_table_not_seen_yet() {
 #[rustfmt::skip]
 fn malformed() {
     let err = |doc: &str| {
-        let e = Wal2Json::new(true).decode(0, doc.as_bytes(), &Catalog::default(), &mut Events::new()).unwrap_err();
+        let e = Wal2Json::new(true).decode(Lsn(0), doc.as_bytes(), &Catalog::default(), &mut Events::new()).unwrap_err();
         (e.tag, e.offset, e.what)
     };
     assert_eq!(err(""), ('?', 0, "document ends early"));

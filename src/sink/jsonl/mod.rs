@@ -2,7 +2,7 @@
 //! or appended to a file.
 //!
 //! Lines collect in a buffer that goes to the output thread
-//! ([`crate::writer`]) in chunks: when it is big, and when pgstream is about
+//! ([`writer`]) in chunks: when it is big, and when pgstream is about
 //! to wait ([`Handler::flush`]). A transaction's completion is the flush of
 //! the chunk that holds its last line, so pgstream decodes on while the
 //! thread writes, and commits that share a chunk share one completion.
@@ -10,6 +10,8 @@
 //! A reopen ([`Reopen`], log rotation) is done by the thread after a chunk
 //! that ends a unit of work, so `commit` hands the buffer over early when
 //! one is asked for.
+
+mod writer;
 
 use std::io;
 use std::mem;
@@ -20,9 +22,9 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::event::Event;
-use crate::handler::{Completion, Handler, HandlerError};
-use crate::output::write_event;
-use crate::writer::{Chunk, Progress, Requests, Target, Writer};
+use crate::sink::encode::Format;
+use crate::sink::{Completion, Handler, HandlerError};
+use writer::{Chunk, Progress, Requests, Target, Writer};
 
 /// A chunk is handed to the writer once this big, even mid-transaction.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -193,7 +195,7 @@ impl std::fmt::Debug for JsonLines {
 
 impl Handler for JsonLines {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
-        write_event(&mut self.out, event);
+        Format::Pgstream.write_event(&mut self.out, event);
         self.open = true;
         if self.out.len() >= CHUNK_BYTES {
             self.hand_over(false).await?;

@@ -41,19 +41,20 @@ use log::{debug, info, warn};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
+use tokio_postgres::error::SqlState;
 
-use super::catalog::{pg_error, CatalogConn};
-use super::pool::{self, Pool, Pooled};
-use super::tables::{self, Table};
+use super::SESSION_SETTINGS;
 use crate::config::{Config, Plugin};
 use crate::conninfo::ConnParams;
 use crate::decode::copy::CopyRow;
 use crate::error::{Error, Result};
-use crate::event::{fmt_lsn, parse_lsn, Event, Lsn, Op, Row};
-use crate::handler::{into_error, Completion, Handler};
-use crate::pipeline::SESSION_SETTINGS;
+use crate::event::{Event, Lsn, Op, Row};
 use crate::replication::commands::{self, quote_literal};
 use crate::replication::conn::ReplicationConn;
+use crate::sink::{Completion, Handler};
+use crate::sql::catalog::{pg_error, CatalogConn};
+use crate::sql::pool::{self, Pool, Pooled};
+use crate::sql::tables::{self, Table};
 use crate::systemd::{Notifier, EXTEND_BY};
 
 /// Copy tasks hand their rows over in chunks of about this size.
@@ -203,7 +204,8 @@ pub(crate) async fn take<H: Handler>(
         }
     };
     let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
-    let (Some(point), Some(name)) = (field(1).as_deref().and_then(parse_lsn), field(2)) else {
+    let (Some(point), Some(name)) = (field(1).as_deref().and_then(|s| s.parse().ok()), field(2))
+    else {
         return Err(Error::Protocol(format!(
             "CREATE_REPLICATION_SLOT returned no snapshot: {rows:?}"
         )));
@@ -212,7 +214,7 @@ pub(crate) async fn take<H: Handler>(
         target: crate::pipeline::SLOT_LOG,
         "created slot {} at {} with snapshot {name}: its stream begins there",
         config.slot,
-        fmt_lsn(point)
+        point
     );
 
     let mut settings = SESSION_SETTINGS.to_vec();
@@ -329,7 +331,7 @@ async fn copy<H: Handler>(
     loop {
         tokio::select! {
             biased;
-            e = handler.failed() => return Err(into_error(e)),
+            e = handler.failed() => return Err(Error::from_handler(e)),
             // A task ended; the first error ends the snapshot.
             Some(joined) = workers.join_next() => match joined {
                 Ok(result) => result?,
@@ -361,13 +363,13 @@ async fn copy<H: Handler>(
     let completions = [
         ticking(progress, handler.commit(&end))
             .await
-            .map_err(into_error)?,
+            .map_err(Error::from_handler)?,
         ticking(progress, handler.flush())
             .await
-            .map_err(into_error)?,
+            .map_err(Error::from_handler)?,
     ];
     for work in completions.into_iter().filter_map(Completion::into_future) {
-        ticking(progress, work).await.map_err(into_error)?;
+        ticking(progress, work).await.map_err(Error::from_handler)?;
     }
     Ok(())
 }
@@ -395,7 +397,7 @@ async fn deliver<H: Handler>(
             datums,
             key_only: false,
         });
-        handler.event(&ev).await.map_err(into_error)?;
+        handler.event(&ev).await.map_err(Error::from_handler)?;
     }
     Ok(())
 }
@@ -505,7 +507,12 @@ async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42704") => Ok(()),
+        Err(e)
+            if e.as_db_error()
+                .is_some_and(|d| *d.code() == SqlState::UNDEFINED_OBJECT) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(pg_error(e, format!("dropping marker slot {marker}"))),
     }
 }
@@ -513,11 +520,11 @@ async fn drop_marker_sql(catalog: &CatalogConn, marker: &str) -> Result<()> {
 /// Adds what to do when the marker cannot be created.
 fn explain_marker(e: Error, marker: &str) -> Error {
     match &e {
-        Error::Server { source, .. } if source.code == "53400" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::CONFIGURATION_LIMIT_EXCEEDED => Error::usage(format!(
             "{e}; --snapshot needs one more replication slot (marker {marker}) while it runs: \
              raise max_replication_slots or drop an unused slot"
         )),
-        Error::Server { source, .. } if source.code == "42710" => Error::usage(format!(
+        Error::Server { source, .. } if source.code == SqlState::DUPLICATE_OBJECT => Error::usage(format!(
             "{e}; another pgstream may be taking a snapshot for this slot; if not, drop the marker with \
              SELECT pg_drop_replication_slot('{marker}')"
         )),
@@ -622,7 +629,7 @@ impl<'n> Progress<'n> {
             self.tables_done,
             self.rows,
             self.rows as f64 / secs.max(1e-3),
-            fmt_lsn(point)
+            point
         )
     }
 }

@@ -1,14 +1,17 @@
-//! The extension point: what happens to each decoded event.
+//! Sinks: where decoded events go, and when they count as written.
 //!
 //! pgstream decodes the stream and calls a [`Handler`]; the handler says
 //! when a transaction is done with, and only then is it acknowledged to the
-//! server. The JSON Lines output of the binary is one handler
-//! ([`JsonLines`](crate::JsonLines)); docs/library.md describes the contract.
+//! server. Every sink is a handler: [`jsonl`] (the binary's stdout or
+//! `--file`), one module per broker beside it; [`encode`] turns an event into
+//! the message body they all send. docs/library.md describes the contract.
+
+pub(crate) mod encode;
+pub(crate) mod jsonl;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::Error;
 use crate::event::Event;
 
 /// What a handler fails with: any error. An [`Error`](crate::Error) keeps
@@ -171,16 +174,5 @@ impl std::fmt::Debug for Completion {
         } else {
             "Completion(done)"
         })
-    }
-}
-
-/// A handler's error as the library reports it: [`Error::Handler`], never
-/// retried, but for [`Error::Output`], which keeps its meaning (a closed
-/// output is a clean stop).
-pub(crate) fn into_error(e: HandlerError) -> Error {
-    match e.downcast::<Error>() {
-        Ok(e) if matches!(*e, Error::Output(_)) => *e,
-        Ok(e) => Error::Handler(e),
-        Err(e) => Error::Handler(e),
     }
 }

@@ -1,4 +1,4 @@
-//! JSON Lines: one event → one line, keys in the spec's order.
+//! pgstream's format: one event → one JSON line, keys in the spec's order.
 //!
 //! Hand-written on purpose: the event borrows everything it prints, and
 //! writing straight into the caller's buffer keeps the hot path free of
@@ -6,11 +6,11 @@
 
 use std::io::Write as _;
 
-use crate::decode::value::{write_base64, write_json_str, write_timestamp_micros, write_value};
+use super::value::{write_base64, write_json_str, write_timestamp_micros, write_value};
 use crate::event::{Datum, Event, Lsn, Row};
 
 /// Appends `event` as one JSON line (with its `\n`) to `out`.
-pub(crate) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
+pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
     out.extend_from_slice(b"{\"op\":\"");
     out.extend_from_slice(ev.op.as_str().as_bytes());
     out.push(b'"');
@@ -108,13 +108,29 @@ pub(crate) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
     out.extend_from_slice(b"}\n");
 }
 
+// Here rather than in the model, which imports nothing of the crate.
+impl Row<'_> {
+    /// The image as a JSON object, values typed as the JSON output types
+    /// them (numbers, booleans, embedded JSON, RFC 3339 times…); unchanged
+    /// TOAST values are left out. Allocates: for handlers, not the hot path.
+    ///
+    /// ```
+    /// # fn f(event: &pgstream::Event<'_>) {
+    /// if let Some(row) = event.new {
+    ///     let row = row.to_json();
+    ///     println!("id = {}", row["id"]);
+    /// }
+    /// # }
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = Vec::new();
+        write_row_object(&mut out, *self);
+        serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+    }
+}
+
 fn write_lsn_field(out: &mut Vec<u8>, name: &str, lsn: Lsn) {
-    let _ = write!(
-        out,
-        ",\"{name}\":\"{:X}/{:X}\"",
-        lsn >> 32,
-        lsn & 0xFFFF_FFFF
-    );
+    let _ = write!(out, ",\"{name}\":\"{lsn}\"");
 }
 
 fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datum: Datum<'_>) {
@@ -137,7 +153,7 @@ fn write_row(out: &mut Vec<u8>, name: &str, row: Row<'_>) {
 }
 
 /// Writes a row image as a JSON object.
-pub(crate) fn write_row_object(out: &mut Vec<u8>, row: Row<'_>) {
+fn write_row_object(out: &mut Vec<u8>, row: Row<'_>) {
     out.push(b'{');
     let mut first = true;
     for (col, datum) in row.columns() {
@@ -191,8 +207,7 @@ fn write_unchanged_toast(out: &mut Vec<u8>, row: Row<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::value::ValueKind;
-    use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags};
+    use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags, ValueKind};
 
     fn rel() -> Relation {
         let col = |name: &str, kind, identity| Column {
@@ -239,9 +254,9 @@ mod tests {
         ];
         let mut ev = Event::new(Op::Update);
         ev.relation = Some(&r);
-        ev.lsn = Some(0x1A2B6A0);
+        ev.lsn = Some(Lsn(0x1A2B6A0));
         ev.xid = Some(742);
-        ev.commit_lsn = Some(0x1A2B700);
+        ev.commit_lsn = Some(Lsn(0x1A2B700));
         ev.commit_ts = Some(0);
         ev.old = Some(Row {
             relation: &r,
@@ -316,7 +331,7 @@ mod tests {
             r#"{"op":"truncate","schema":"public","table":"orders","cascade":true,"restart_identity":false}"#
         );
         let mut ev = Event::new(Op::Message);
-        ev.lsn = Some(1);
+        ev.lsn = Some(Lsn(1));
         ev.message = Some(Message {
             prefix: b"p",
             content: b"hi \"x\"",
