@@ -37,6 +37,16 @@ pub enum ValueKind {
     Timestamp,
     /// bytea: the hex form as a string.
     Bytea,
+    /// date: a string of its text output (Debezium: days since 1970).
+    Date,
+    /// time: a string of its text output (Debezium: µs or ms of the day).
+    Time,
+    /// timetz: a string of its text output (Debezium: ISO 8601 in UTC).
+    Timetz,
+    /// interval: a string of its ISO 8601 text (Debezium: µs).
+    Interval,
+    /// money: a string of its text output (Debezium: the plain amount).
+    Money,
     /// Everything else: a JSON string of the text output.
     Text,
     /// An array of `elem`, whose text form separates elements with `delim`.

@@ -7,6 +7,7 @@
 mod catalog;
 mod channel_binding;
 mod conventions;
+mod debezium;
 mod errors;
 mod faults;
 mod files;
