@@ -612,8 +612,8 @@ mod tests {
     #[test]
     fn format() {
         let format = |args: &[&str]| {
-            let cli = parse(&[&["-S", "s", "--publication", "p", "-d", "shop"][..], args].concat());
-            cli.format(&cli.config(&|_| None).unwrap())
+            let args = [&["-S", "s", "--publication", "p", "-d", "shop"][..], args].concat();
+            parse(&args).format(&config(&args).unwrap())
         };
         assert_eq!(format(&[]), Format::Pgstream);
         let debezium = |prefix: &str| Format::Debezium {

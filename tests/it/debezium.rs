@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::harness::{
     quote_literal, run, run_lines, server_major, vec_of, Cluster, TestDb, TIMEOUT,
 };
-use crate::jsontext::entries;
+use crate::jsontext::{entries, Line};
 
 /// The envelope's keys, always all there, in this order.
 const ENVELOPE: [&str; 6] = ["before", "after", "source", "transaction", "op", "ts_ms"];
@@ -143,32 +143,16 @@ fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap()
 }
 
-/// One output line: its raw text and its parsed value.
-struct Line {
-    raw: String,
-    v: Value,
-}
-
-impl std::fmt::Debug for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.raw)
-    }
-}
-
 impl Line {
-    fn op(&self) -> &str {
-        self.v["op"].as_str().unwrap()
-    }
-
     fn source(&self, key: &str) -> &Value {
         &self.v["source"][key]
     }
 
-    fn table(&self) -> &str {
+    fn source_table(&self) -> &str {
         self.source("table").as_str().unwrap()
     }
 
-    fn lsn(&self) -> i64 {
+    fn source_lsn(&self) -> i64 {
         self.source("lsn")
             .as_i64()
             .unwrap_or_else(|| panic!("no numeric source.lsn: {self:?}"))
@@ -255,7 +239,7 @@ impl Line {
             tx.end_ms
         );
         assert!(
-            tx.wal.contains(&self.lsn()),
+            tx.wal.contains(&self.source_lsn()),
             "lsn outside {:?}: {self:?}",
             tx.wal
         );
@@ -266,7 +250,7 @@ impl Line {
 /// exactly the ids `1..=n`.
 fn by_id<'a>(lines: &'a [Line], table: &str, n: i64) -> BTreeMap<i64, &'a Line> {
     let mut map = BTreeMap::new();
-    for l in lines.iter().filter(|l| l.table() == table) {
+    for l in lines.iter().filter(|l| l.source_table() == table) {
         assert_eq!(l.op(), "c", "{l:?}");
         let id = l.v["after"]["id"].as_i64().unwrap();
         assert!(map.insert(id, l).is_none(), "id {id} twice");
@@ -320,8 +304,11 @@ fn ops_under_default_and_full_identity() {
     let shape: Vec<(&str, &str, usize)> = lines
         .iter()
         .map(|l| {
-            let tx = txs.iter().position(|t| t.wal.contains(&l.lsn())).unwrap();
-            (l.op(), l.table(), tx)
+            let tx = txs
+                .iter()
+                .position(|t| t.wal.contains(&l.source_lsn()))
+                .unwrap();
+            (l.op(), l.source_table(), tx)
         })
         .collect();
     assert_eq!(
@@ -379,8 +366,8 @@ fn ops_under_default_and_full_identity() {
     }
     // A transaction's changes in WAL order, the two events of a key change
     // at the same position.
-    assert_eq!(lines[2].lsn(), lines[3].lsn());
-    assert!(lines[10].lsn() < lines[11].lsn());
+    assert_eq!(lines[2].source_lsn(), lines[3].source_lsn());
+    assert!(lines[10].source_lsn() < lines[11].source_lsn());
 
     // sequence: [end of the last commit written before, lsn]. The end of a
     // commit record lies after the transaction's last change and at or
@@ -389,13 +376,13 @@ fn ops_under_default_and_full_identity() {
     let mut prev_tx = None;
     for (l, &(_, _, tx)) in lines.iter().zip(&shape) {
         let (commit, lsn) = l.sequence();
-        assert_eq!(lsn, l.lsn());
+        assert_eq!(lsn, l.source_lsn());
         if prev_tx != Some(tx) {
             match (prev_tx, commit) {
                 (None, c) => assert_eq!(c, None, "no commit written before: {l:?}"),
                 (Some(p), Some(c)) => {
                     assert!(c > last_commit.unwrap_or(0) && c <= txs[p].wal.end, "{l:?}");
-                    assert!(c <= l.lsn(), "{l:?}");
+                    assert!(c <= l.source_lsn(), "{l:?}");
                 }
                 (Some(_), None) => panic!("no last commit after one: {l:?}"),
             }
@@ -838,7 +825,7 @@ fn unchanged_toast_is_debeziums_placeholder() {
     assert_eq!(
         lines
             .iter()
-            .map(|l| (l.op(), l.table()))
+            .map(|l| (l.op(), l.source_table()))
             .collect::<Vec<_>>(),
         [
             ("c", "big"),
@@ -909,17 +896,17 @@ fn snapshot_rows_are_reads_and_the_last_is_marked() {
         ["true", "true", "true", "true", "last"],
         "{lines:#?}"
     );
-    let lsn = lines[0].lsn();
+    let lsn = lines[0].source_lsn();
     for l in &lines {
         assert_eq!(l.op(), "r", "{l:?}");
         assert_eq!(l.v["before"], Value::Null, "{l:?}");
         assert_eq!(l.source("txId"), &Value::Null, "{l:?}");
-        assert_eq!(l.lsn(), lsn, "one consistent point: {l:?}");
+        assert_eq!(l.source_lsn(), lsn, "one consistent point: {l:?}");
         assert_eq!(l.sequence(), (None, lsn), "{l:?}");
     }
     let mut rows: Vec<(String, Value)> = lines
         .iter()
-        .map(|l| (l.table().to_string(), l.v["after"].clone()))
+        .map(|l| (l.source_table().to_string(), l.v["after"].clone()))
         .collect();
     rows.sort_by_key(|(t, v)| (t.clone(), v["id"].as_i64()));
     let days = d.sql("SELECT '2026-11-23'::date - '1970-01-01'::date");
@@ -950,5 +937,5 @@ fn snapshot_rows_are_reads_and_the_last_is_marked() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!(lines[0].op(), "c");
     lines[0].in_tx(&tx);
-    assert!(lines[0].lsn() > lsn);
+    assert!(lines[0].source_lsn() > lsn);
 }

@@ -70,31 +70,33 @@ impl Debezium {
 
     /// Appends the records of `ev` (zero, one or two lines) to `out`.
     pub(crate) fn write_event(&mut self, out: &mut Vec<u8>, ev: &Event<'_>) {
-        let snapshot_row = ev.op == Op::Read && ev.snapshot_lsn.is_some();
         if !self.held.is_empty() && ev.op.is_change() {
             out.append(&mut self.held);
         }
         let stream = Snapshot::False;
-        match ev.op {
-            Op::Insert => self.record(out, ev, b'c', None, ev.new, stream),
+        let (op, before, after, snapshot) = match ev.op {
+            Op::Insert => (b'c', None, ev.new, stream),
             Op::Update => match (ev.old, ev.new) {
                 (Some(old), Some(new)) if key_changed(old, new) => {
+                    // The old key's delete, then the new row's create.
                     self.record(out, ev, b'd', Some(old), None, stream);
-                    self.record(out, ev, b'c', None, Some(new), stream)
+                    (b'c', None, Some(new), stream)
                 }
-                (old, new) => self.record(out, ev, b'u', old, new, stream),
+                (old, new) => (b'u', old, new, stream),
             },
-            Op::Delete => self.record(out, ev, b'd', ev.old, None, stream),
-            Op::Truncate => self.record(out, ev, b't', None, None, stream),
-            Op::Read if snapshot_row => {
-                let mut held = std::mem::take(&mut self.held);
-                self.mark = self.record(&mut held, ev, b'r', None, ev.new, Snapshot::True);
-                self.held = held;
-                self.mark
-            }
-            Op::Read => self.record(out, ev, b'r', None, ev.new, Snapshot::Incremental),
-            _ => 0,
+            Op::Delete => (b'd', ev.old, None, stream),
+            Op::Truncate => (b't', None, None, stream),
+            Op::Read if ev.snapshot_lsn.is_some() => (b'r', None, ev.new, Snapshot::True),
+            Op::Read => (b'r', None, ev.new, Snapshot::Incremental),
+            _ => return,
         };
+        if let Snapshot::True = snapshot {
+            let mut held = std::mem::take(&mut self.held);
+            self.mark = self.record(&mut held, ev, op, before, after, snapshot);
+            self.held = held;
+        } else {
+            self.record(out, ev, op, before, after, snapshot);
+        }
     }
 
     /// Notes a unit of work's end: a transaction's commit position (for

@@ -879,4 +879,4 @@ pub(crate) fn write_array(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -29,6 +29,11 @@ fn rel() -> Relation {
     }
 }
 
+/// The bytes `start..end` of a row's data.
+fn text(start: u32, end: u32) -> RawDatum {
+    RawDatum::Text { start, end }
+}
+
 fn row<'a>(r: &'a Relation, data: &'a [u8], datums: &'a [RawDatum], key_only: bool) -> Row<'a> {
     Row {
         relation: r,
@@ -74,16 +79,8 @@ fn a_key_change_is_a_delete_and_a_create() {
     dbz.commit(&mut out, &commit);
     assert!(out.is_empty());
 
-    let old = [
-        RawDatum::Text { start: 0, end: 1 },
-        RawDatum::Null,
-        RawDatum::Null,
-    ];
-    let new = [
-        RawDatum::Text { start: 1, end: 2 },
-        RawDatum::UnchangedToast,
-        RawDatum::Text { start: 2, end: 6 },
-    ];
+    let old = [text(0, 1), RawDatum::Null, RawDatum::Null];
+    let new = [text(1, 2), RawDatum::UnchangedToast, text(2, 6)];
     let mut ev = change(Op::Update, &r);
     ev.old = Some(row(&r, b"78{$1}", &old, true));
     ev.new = Some(row(&r, b"78{$1}", &new, false));
@@ -121,11 +118,7 @@ fn the_last_snapshot_row_is_marked_and_markers_are_not_written() {
     let r = rel();
     let mut dbz = Debezium::new("s", "d");
     let mut out = Vec::new();
-    let datums = [
-        RawDatum::Text { start: 0, end: 1 },
-        RawDatum::Null,
-        RawDatum::Null,
-    ];
+    let datums = [text(0, 1), RawDatum::Null, RawDatum::Null];
     for data in [b"1", b"2"] {
         let mut ev = Event::new(Op::Read);
         ev.relation = Some(&r);

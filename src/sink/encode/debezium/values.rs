@@ -83,20 +83,15 @@ fn write_kind(out: &mut Vec<u8>, kind: &ValueKind, precision: i32, text: &[u8]) 
         }
         ValueKind::Float => write_java_float::<f64>(out, text),
         ValueKind::Float4 => write_java_float::<f32>(out, text),
-        ValueKind::Numeric => {
-            // SpecialValueDecimal's names for PostgreSQL's special values.
-            let special: &[u8] = match text {
-                b"NaN" => b"\"NAN\"",
-                b"Infinity" => b"\"POSITIVE_INFINITY\"",
-                b"-Infinity" => b"\"NEGATIVE_INFINITY\"",
-                _ => b"",
-            };
-            match special {
-                b"" => write_json_str(out, text),
-                s => out.extend_from_slice(s),
-            }
-            Some(())
+        // SpecialValueDecimal's names for PostgreSQL's special values; a
+        // number is its text, the string written below.
+        ValueKind::Numeric => match text {
+            b"NaN" => Some(&b"\"NAN\""[..]),
+            b"Infinity" => Some(&b"\"POSITIVE_INFINITY\""[..]),
+            b"-Infinity" => Some(&b"\"NEGATIVE_INFINITY\""[..]),
+            _ => None,
         }
+        .map(|special| out.extend_from_slice(special)),
         ValueKind::Money => write_money(out, text),
         ValueKind::Bytea => {
             let mut b64 = Base64::start(out);
@@ -185,7 +180,10 @@ fn write_epoch(out: &mut Vec<u8>, text: &[u8], precision: i32) -> Option<()> {
                 secs,
                 frac,
             } = parse_timestamp(text, false)?;
-            (days_from_civil(y, m, d) * 86_400 + secs) * 1_000_000 + frac_micros(frac)
+            // Checked: the parser takes years PostgreSQL never prints.
+            (days_from_civil(y, m, d).checked_mul(86_400)? + secs)
+                .checked_mul(1_000_000)?
+                .checked_add(frac_micros(frac))?
         }
     };
     write_i64(
@@ -274,7 +272,12 @@ fn write_interval(out: &mut Vec<u8>, text: &[u8]) -> Option<()> {
             (false, b'D') if frac.is_empty() => days = int()?,
             (true, b'H') if frac.is_empty() => hours = int()?,
             (true, b'M') if frac.is_empty() => minutes = int()?,
-            (true, b'S') => seconds_micros = sign * (whole * 1_000_000 + frac_micros(frac)),
+            (true, b'S') => {
+                seconds_micros = sign
+                    * whole
+                        .checked_mul(1_000_000)?
+                        .checked_add(frac_micros(frac))?;
+            }
             _ => return None,
         }
         i = end + 1;

@@ -191,3 +191,12 @@ fn placeholders_and_left_out_columns() {
     assert!(left_out(&col(arr(ValueKind::Money), 791, -1)));
     assert!(!left_out(&col(arr(ValueKind::Int), 1007, -1)));
 }
+
+#[test]
+fn fuzz() {
+    for precision in [3, 6] {
+        super::super::super::value::tests::fuzz_writer(&|out, kind, text| {
+            write_kind(out, kind, precision, text)
+        });
+    }
+}
