@@ -179,6 +179,20 @@ pub struct Column {
     pub identity: bool,
 }
 
+#[cfg(test)]
+impl Column {
+    /// A column without type modifier, for the encoders' unit tests.
+    pub(crate) fn test(name: &str, kind: ValueKind, type_oid: u32, identity: bool) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+            type_oid,
+            type_modifier: -1,
+            identity,
+        }
+    }
+}
+
 /// One column value as the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,13 +2,7 @@ use super::*;
 use crate::event::{Column, Lsn, RawDatum, Relation, ValueKind};
 
 fn rel() -> Relation {
-    let col = |name: &str, kind, type_oid, identity| Column {
-        name: name.into(),
-        kind,
-        type_oid,
-        type_modifier: -1,
-        identity,
-    };
+    let col = Column::test;
     Relation {
         schema: "public".into(),
         name: "orders".into(),

@@ -2,11 +2,8 @@ use super::*;
 
 fn col(kind: ValueKind, type_oid: u32, type_modifier: i32) -> Column {
     Column {
-        name: "c".into(),
-        kind,
-        type_oid,
         type_modifier,
-        identity: false,
+        ..Column::test("c", kind, type_oid, false)
     }
 }
 
