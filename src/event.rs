@@ -103,6 +103,9 @@ pub enum Op {
     /// A streamed transaction was prepared (`Config::streaming` with
     /// `Config::two_phase`).
     StreamPrepare,
+    /// A table's backfill (`--backfill`) is complete: `rows` `read` events
+    /// came out for it.
+    BackfillDone,
 }
 
 impl Op {
@@ -124,6 +127,7 @@ impl Op {
             Op::CommitPrepared => "commit_prepared",
             Op::RollbackPrepared => "rollback_prepared",
             Op::StreamPrepare => "stream_prepare",
+            Op::BackfillDone => "backfill_done",
         }
     }
 
@@ -141,6 +145,7 @@ impl Op {
                 | Op::CommitPrepared
                 | Op::RollbackPrepared
                 | Op::StreamPrepare
+                | Op::BackfillDone
         )
     }
 }
@@ -338,6 +343,8 @@ pub struct Event<'a> {
     pub old: Option<Row<'a>>,
     /// The row after the change.
     pub new: Option<Row<'a>>,
+    /// `backfill_done`: how many rows the table's backfill read.
+    pub rows: Option<u64>,
 }
 
 impl<'a> Event<'a> {
@@ -361,6 +368,7 @@ impl<'a> Event<'a> {
             truncate: None,
             old: None,
             new: None,
+            rows: None,
         }
     }
 }
