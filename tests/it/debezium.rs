@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::harness::{
-    quote_literal, run, run_lines, server_major, vec_of, Cluster, TestDb, TIMEOUT,
+    quote_literal, run, run_lines, server_major, vec_of, version_skip, Cluster, Proc, TestDb,
+    TIMEOUT,
 };
 use crate::jsontext::{entries, Line};
 
@@ -159,13 +160,13 @@ impl Line {
     }
 
     /// `source.sequence`: a string holding `[last commit, lsn]`.
-    fn sequence(&self) -> (Option<i64>, i64) {
+    fn sequence(&self) -> (Option<i64>, Option<i64>) {
         let text = self.source("sequence").as_str().unwrap();
         let v: Vec<Option<String>> =
             serde_json::from_str(text).unwrap_or_else(|e| panic!("sequence {text}: {e}"));
         assert_eq!(v.len(), 2, "{self:?}");
         let num = |s: &Option<String>| s.as_ref().map(|s| s.parse::<i64>().unwrap());
-        (num(&v[0]), num(&v[1]).expect("sequence names the lsn"))
+        (num(&v[0]), num(&v[1]))
     }
 
     /// The raw text of `after`'s (or `before`'s) column `col`.
@@ -207,11 +208,15 @@ impl Line {
             "ts_ms {ts} outside the run {run:?}: {self:?}"
         );
         assert!(self.source("ts_ms").is_i64(), "{self:?}");
-        let (_, lsn) = self.sequence();
-        match self.source("lsn").as_i64() {
-            Some(l) => assert_eq!(lsn, l, "sequence ends with lsn: {self:?}"),
-            None => panic!("no source.lsn: {self:?}"),
-        }
+        // sequence ends with lsn, which only a backfill row (Debezium's
+        // incremental snapshot) has not.
+        let lsn = self.source("lsn").as_i64();
+        assert_eq!(self.sequence().1, lsn, "{self:?}");
+        assert_eq!(
+            lsn.is_none(),
+            self.source("snapshot") == "incremental",
+            "{self:?}"
+        );
         let images = match self.op() {
             "c" | "r" => (false, true),
             "u" => (self.v["before"].is_object(), true),
@@ -376,7 +381,7 @@ fn ops_under_default_and_full_identity() {
     let mut prev_tx = None;
     for (l, &(_, _, tx)) in lines.iter().zip(&shape) {
         let (commit, lsn) = l.sequence();
-        assert_eq!(lsn, l.source_lsn());
+        assert_eq!(lsn, Some(l.source_lsn()));
         if prev_tx != Some(tx) {
             match (prev_tx, commit) {
                 (None, c) => assert_eq!(c, None, "no commit written before: {l:?}"),
@@ -902,7 +907,7 @@ fn snapshot_rows_are_reads_and_the_last_is_marked() {
         assert_eq!(l.v["before"], Value::Null, "{l:?}");
         assert_eq!(l.source("txId"), &Value::Null, "{l:?}");
         assert_eq!(l.source_lsn(), lsn, "one consistent point: {l:?}");
-        assert_eq!(l.sequence(), (None, lsn), "{l:?}");
+        assert_eq!(l.sequence(), (None, Some(lsn)), "{l:?}");
     }
     let mut rows: Vec<(String, Value)> = lines
         .iter()
@@ -938,4 +943,57 @@ fn snapshot_rows_are_reads_and_the_last_is_marked() {
     assert_eq!(lines[0].op(), "c");
     lines[0].in_tx(&tx);
     assert!(lines[0].source_lsn() > lsn);
+}
+
+/// `--backfill` rows are Debezium's incremental-snapshot reads: `r` with
+/// `snapshot` `"incremental"` and no position; `backfill_done` is not
+/// written.
+#[test]
+fn backfill_rows_are_incremental_snapshot_reads() {
+    if server_major() < 14 && version_skip("--backfill needs PostgreSQL 14+") {
+        return;
+    }
+    let d = Dbz::new(
+        "CREATE TABLE bf (id int PRIMARY KEY, v text);
+         INSERT INTO bf SELECT g, 'v' || g FROM generate_series(1, 3) g;
+         CREATE PUBLICATION pub FOR TABLE bf;",
+    );
+    let mut args = d.db.stream_args(&d.slot, &d.publication);
+    args.extend(vec_of(&["--format", "debezium", "--backfill", "public.bf"]));
+    let mut p = Proc::spawn(&args, &[]);
+    p.wait_lines(3, TIMEOUT);
+    let tx = d.tx("INSERT INTO bf VALUES (4, 'v4')");
+    p.wait_lines(4, TIMEOUT);
+    p.signal("INT");
+    let out = p.wait_exit(TIMEOUT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let run = 0..=now_ms();
+    let lines: Vec<Line> = out
+        .stdout_lines
+        .iter()
+        .zip(out.json())
+        .map(|(raw, v)| Line {
+            raw: raw.clone(),
+            v,
+        })
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    for (i, l) in lines[..3].iter().enumerate() {
+        l.check(&d.slot, &d.db.name, run.clone());
+        assert_eq!(
+            (l.op(), l.source("snapshot")),
+            ("r", &json!("incremental")),
+            "{l:?}"
+        );
+        assert_eq!(l.source("txId"), &Value::Null, "{l:?}");
+        let id = i as i64 + 1;
+        assert_eq!(
+            l.v["after"],
+            json!({"id": id, "v": format!("v{id}")}),
+            "{l:?}"
+        );
+    }
+    lines[3].check(&d.slot, &d.db.name, run);
+    assert_eq!(lines[3].op(), "c");
+    lines[3].in_tx(&tx);
 }

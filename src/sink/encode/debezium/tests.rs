@@ -166,3 +166,35 @@ fn the_last_snapshot_row_is_marked_and_markers_are_not_written() {
         )
     );
 }
+
+#[test]
+fn a_backfill_row_is_an_incremental_read_without_position() {
+    let r = rel();
+    let mut dbz = Debezium::new("s", "d");
+    let mut out = Vec::new();
+    let datums = [text(0, 1), RawDatum::Null, RawDatum::Null];
+    let mut ev = Event::new(Op::Read);
+    ev.relation = Some(&r);
+    ev.new = Some(row(&r, b"9", &datums, false));
+    dbz.write_event(&mut out, &ev);
+    dbz.write_event(&mut out, &Event::new(Op::BackfillDone));
+    let v = lines(&out);
+    assert_eq!(v.len(), 1, "written at once, backfill_done not at all");
+    let s = &v[0]["source"];
+    assert_eq!(
+        (
+            &v[0]["op"],
+            &s["snapshot"],
+            &s["lsn"],
+            &s["txId"],
+            &s["sequence"]
+        ),
+        (
+            &"r".into(),
+            &"incremental".into(),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null,
+            &"[null,null]".into()
+        )
+    );
+}
