@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, NonEmptyStringValueParser};
 use clap::{ArgAction, Parser, ValueHint};
-use pgstream::{Config, ConnArgs, EndLsn, Error, Lsn, Plugin, Result};
+use pgstream::{Config, ConnArgs, EndLsn, Error, Format, Lsn, Plugin, Result};
 
 /// What `--help` shows after the flags, and the man page as sections of
 /// its own: (title, text).
@@ -298,6 +298,12 @@ pub struct Cli {
         env = "PGSTREAM_FILE"
     )]
     pub file: Option<PathBuf>,
+    /// Event layout: pgstream's, or Debezium's change events (docs/output.md)
+    #[arg(long, value_name = "FORMAT", value_parser = ["pgstream", "debezium"], default_value = "pgstream", help_heading = "Output", hide_env_values = true, env = "PGSTREAM_FORMAT")]
+    pub format: String,
+    /// With --format debezium: source.name of every event (default: the slot name)
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Other, value_parser = NonEmptyStringValueParser::new(), help_heading = "Output", hide_env_values = true, env = "PGSTREAM_TOPIC_PREFIX")]
+    pub topic_prefix: Option<String>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
         short = 's',
@@ -381,6 +387,21 @@ pub enum Print {
 impl Cli {
     /// The flags as a [`Config`], with `env` as the environment. Leaves
     /// [`Config::validate`] to [`pgstream::run`].
+    /// The `--format` to write in; Debezium's names the slot (or
+    /// `--topic-prefix`) and the database in each event.
+    pub fn format(&self, config: &Config) -> Format {
+        match self.format.as_str() {
+            "debezium" => Format::Debezium {
+                topic_prefix: self
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| config.slot.clone()),
+                database: config.dbname().to_string(),
+            },
+            _ => Format::Pgstream,
+        }
+    }
+
     pub fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let slot = self.slot.clone().unwrap_or_default();
         let mut config = Config::with_env(&self.conn_args(), slot, env)?;
@@ -799,5 +820,25 @@ mod tests {
         assert!(bad(&["--proto-version", "9"]));
         assert!(bad(&["--max-changes", "-1"]));
         assert!(bad(&["--pool-size", "0"]));
+        assert!(bad(&["--format", "avro"]));
+        assert!(bad(&["--topic-prefix", ""]));
+    }
+
+    #[test]
+    fn format() {
+        let format = |args: &[&str]| {
+            let args = [&["-S", "s", "--publication", "p", "-d", "shop"][..], args].concat();
+            parse(&args).format(&config(&args).unwrap())
+        };
+        assert_eq!(format(&[]), Format::Pgstream);
+        let debezium = |prefix: &str| Format::Debezium {
+            topic_prefix: prefix.into(),
+            database: "shop".into(),
+        };
+        assert_eq!(format(&["--format", "debezium"]), debezium("s"));
+        assert_eq!(
+            format(&["--format", "debezium", "--topic-prefix", "t"]),
+            debezium("t")
+        );
     }
 }
