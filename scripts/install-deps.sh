@@ -4,6 +4,7 @@
 #   - the wal2json output plugin for that server's major version, and
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 #   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
+#   - nats-server and redis-server (tests/it/sinks.rs starts its own brokers).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -90,3 +91,13 @@ else
     log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
         "Install it: apt-get install strace"
 fi
+for broker in nats-server redis-server; do
+    if command -v "$broker" >/dev/null 2>&1; then
+        log "$broker: $(command -v "$broker")"
+    elif can_apt && apt_install "$broker" && command -v "$broker" >/dev/null 2>&1; then
+        log "$broker installed"
+    else
+        log "WARNING: $broker is not installed; the sink tests in tests/it/sinks.rs will fail." \
+            "Install it: apt-get install $broker"
+    fi
+done

@@ -225,6 +225,19 @@ pub struct Cli {
         env = "PGSTREAM_FILE"
     )]
     pub file: Option<PathBuf>,
+    /// Send each event to a broker instead of stdout, acknowledging what it
+    /// acknowledged: nats://[user:pass@]host[:port][,host…][?subject=T] or
+    /// redis://[user:pass@]host[:port][/db][?stream=T&maxlen=N]
+    /// (docs/sinks.md)
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Output",
+        env = "PGSTREAM_SINK",
+        hide_env_values = true,
+        conflicts_with = "file"
+    )]
+    pub sink: Option<String>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
         short = 's',

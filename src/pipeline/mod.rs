@@ -204,6 +204,7 @@ async fn reconnect_loop<H: Handler>(
                     _ = stop_requested(&mut shutdown) => return Ok(()),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                handler.restart();
             }
             Err(e) => return Err(e),
         }

@@ -20,6 +20,7 @@ mod lifecycle;
 mod operations;
 mod origins;
 mod schema;
+mod sinks;
 mod slots;
 mod smoke;
 mod snapshot;
