@@ -357,15 +357,31 @@ fn nats_killed_under_load_loses_nothing_and_stores_each_change_once() {
     assert!(stored.iter().all(|s| s.dest == "cdc.kill_me.t.insert"));
 }
 
-#[test]
-fn nats_down_at_start_up_holds_the_slot_until_it_starts() {
-    let db = setup("sink_nats_late");
-    // The stream exists, in the data directory of a server not running.
-    let mut nats = Broker::started(Kind::Nats, &[]);
-    create_stream(&nats, "pgstream.>");
-    nats.stop();
+/// Changes stored in the broker's `pgstream…` subjects or streams for
+/// table `t` (0 while it is down).
+fn stored_count(b: &Broker) -> u64 {
+    match b.kind {
+        Kind::Nats => nats_count(b),
+        Kind::Redis => redis::Client::open(b.url("", ""))
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("XLEN").arg("pgstream:public.t").query(&mut c))
+            .unwrap_or(0),
+    }
+}
+
+/// The broker is down when pgstream starts and while changes come: the
+/// walsender stays, nothing is acknowledged; once it starts, everything
+/// arrives, once.
+fn down_at_start_up(kind: Kind, prefix: &str) {
+    let db = setup(prefix);
+    let mut broker = Broker::started(kind, &[]);
+    if kind == Kind::Nats {
+        // The stream exists, in the data directory of a server not running.
+        create_stream(&broker, "pgstream.>");
+    }
+    broker.stop();
     create_slots(&db, &["late", "late_twin"]);
-    let mut p = Proc::spawn(&args(&db, "late", &["--sink", &nats.url("", "")]), &[]);
+    let mut p = Proc::spawn(&args(&db, "late", &["--sink", &broker.url("", "")]), &[]);
     wait_until("pgstream to stream", TIMEOUT, || {
         db.walsender_streaming("late").then_some(())
     });
@@ -384,9 +400,9 @@ fn nats_down_at_start_up_holds_the_slot_until_it_starts() {
         "acknowledged what the broker never had"
     );
 
-    nats.start();
-    wait_until("the 20 changes in the stream", TIMEOUT, || {
-        (nats_count(&nats) >= 20).then_some(())
+    broker.start();
+    wait_until("the 20 changes in the broker", TIMEOUT, || {
+        (stored_count(&broker) >= 20).then_some(())
     });
     wait_until("the slot to advance past them", TIMEOUT, || {
         (confirmed() >= ends[19]).then_some(())
@@ -394,7 +410,17 @@ fn nats_down_at_start_up_holds_the_slot_until_it_starts() {
     p.signal("INT");
     let out = p.wait_exit(TIMEOUT);
     assert_eq!(out.code, Some(0), "{out:#?}");
-    assert_eq!(nats_messages(&nats).len(), 20, "each change once");
+    assert_eq!(stored_count(&broker), 20, "each change once");
+}
+
+#[test]
+fn nats_down_at_start_up_holds_the_slot_until_it_starts() {
+    down_at_start_up(Kind::Nats, "sink_nats_late");
+}
+
+#[test]
+fn redis_down_at_start_up_holds_the_slot_until_it_starts() {
+    down_at_start_up(Kind::Redis, "sink_redis_late");
 }
 
 #[test]
@@ -544,15 +570,9 @@ fn redis_killed_under_load_loses_nothing() {
     wait_until("pgstream to stream", TIMEOUT, || {
         db.walsender_streaming("rkill").then_some(())
     });
-    let count = |redis: &Broker| -> usize {
-        redis::Client::open(redis.url("", ""))
-            .and_then(|c| c.get_connection())
-            .and_then(|mut c| redis::cmd("XLEN").arg("pgstream:public.t").query(&mut c))
-            .unwrap_or(0)
-    };
     insert_range(&db, 1..=1500);
     wait_until("entries to arrive", TIMEOUT, || {
-        (count(&redis) >= 100).then_some(())
+        (stored_count(&redis) >= 100).then_some(())
     });
     redis.kill();
     insert_range(&db, 1501..=2000);
