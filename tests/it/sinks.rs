@@ -298,15 +298,19 @@ fn insert_range(db: &TestDb, range: std::ops::RangeInclusive<i64>) {
 #[test]
 fn nats_messages_equal_a_stdout_run_with_subjects_and_ids() {
     let db = setup("sink_nats_eq");
-    create_slots(&db, &["out", "to_nats"]);
+    create_slots(&db, &["sne_out", "sne_nats"]);
     workload(&db);
-    let lines = run_ok(&args(&db, "out", &["--end-lsn", "now"])).stdout_lines;
+    let lines = run_ok(&args(&db, "sne_out", &["--end-lsn", "now"])).stdout_lines;
     assert_eq!(lines.len(), 11, "{lines:#?}");
 
     let nats = Broker::started(Kind::Nats, &[]);
     create_stream(&nats, "pgstream.>");
     let url = nats.url("", "");
-    let out = run_ok(&args(&db, "to_nats", &["--sink", &url, "--end-lsn", "now"]));
+    let out = run_ok(&args(
+        &db,
+        "sne_nats",
+        &["--sink", &url, "--end-lsn", "now"],
+    ));
     assert!(out.stdout_lines.is_empty(), "{out:#?}");
     let stored = nats_messages(&nats);
     let bodies: Vec<&str> = stored.iter().map(|s| s.body.as_str()).collect();
@@ -318,43 +322,91 @@ fn nats_messages_equal_a_stdout_run_with_subjects_and_ids() {
     assert_distinct_ids(&stored);
 
     // Everything was acknowledged to the server: a second run has nothing.
-    run_ok(&args(&db, "to_nats", &["--sink", &url, "--end-lsn", "now"]));
+    run_ok(&args(
+        &db,
+        "sne_nats",
+        &["--sink", &url, "--end-lsn", "now"],
+    ));
     assert_eq!(nats_messages(&nats).len(), stored.len());
 }
 
-#[test]
-fn nats_killed_under_load_loses_nothing_and_stores_each_change_once() {
-    let db = setup("sink_nats_kill");
-    let mut nats = Broker::started(Kind::Nats, &[]);
-    create_stream(&nats, "cdc.>");
-    let url = nats.url("", "?subject=cdc.{slot}.{table}.{op}");
-    let mut p = Proc::spawn(&args(&db, "kill_me", &["--sink", &url]), &[]);
+/// Everything the broker holds for the tests' subjects or stream keys.
+fn stored(b: &Broker) -> Vec<Stored> {
+    match b.kind {
+        Kind::Nats => nats_messages(b),
+        Kind::Redis => redis_entries(b, "pgstream:*")
+            .into_values()
+            .flatten()
+            .collect(),
+    }
+}
+
+/// 3000 one-row transactions, the broker killed after the first hundred
+/// arrived and started again once pgstream noticed; returns what the
+/// broker holds after a clean stop, which has every change (their order
+/// and repeats are the caller's to check).
+fn killed_under_load(broker: &mut Broker, prefix: &str, url: &str) -> Vec<Stored> {
+    let db = setup(prefix);
+    let mut p = Proc::spawn(&args(&db, prefix, &["--sink", url]), &[]);
     wait_until("pgstream to stream", TIMEOUT, || {
-        db.walsender_streaming("kill_me").then_some(())
+        db.walsender_streaming(prefix).then_some(())
     });
     insert_range(&db, 1..=1500);
     wait_until("messages to arrive", TIMEOUT, || {
-        (nats_count(&nats) >= 100).then_some(())
+        (stored_count(broker) >= 100).then_some(())
     });
-    nats.kill();
+    broker.kill();
     insert_range(&db, 1501..=2000);
-    // What was published meanwhile is not acknowledged: it is sent again.
+    // What was sent meanwhile is not acknowledged: it is sent again.
     p.wait_stderr("retrying", TIMEOUT);
-    nats.start();
+    broker.start();
     insert_range(&db, 2001..=3000);
-    wait_until("all 3000 changes in the stream", TIMEOUT, || {
-        (nats_count(&nats) >= 3000).then_some(())
+    wait_until("all 3000 changes in the broker", TIMEOUT, || {
+        let ids: BTreeSet<String> = stored(broker).into_iter().map(|s| s.id).collect();
+        (ids.len() >= 3000).then_some(())
     });
     p.signal("INT");
     let out = p.wait_exit(TIMEOUT);
     assert_eq!(out.code, Some(0), "{out:#?}");
+    let all = stored(broker);
+    let ids: BTreeSet<i64> = all.iter().map(|s| key_id(&s.body)).collect();
+    assert_eq!(ids, (1..=3000).collect::<BTreeSet<_>>(), "nothing lost");
+    all
+}
 
-    let stored = nats_messages(&nats);
-    assert_eq!(stored.len(), 3000, "each change exactly once");
-    assert_distinct_ids(&stored);
-    let ids: BTreeSet<i64> = stored.iter().map(|s| key_id(&s.body)).collect();
-    assert_eq!(ids, (1..=3000).collect::<BTreeSet<_>>());
-    assert!(stored.iter().all(|s| s.dest == "cdc.kill_me.t.insert"));
+#[test]
+fn nats_killed_under_load_loses_nothing_and_stores_each_change_once() {
+    let mut nats = Broker::started(Kind::Nats, &[]);
+    create_stream(&nats, "pgstream.>");
+    let url = nats.url("", "?subject=pgstream.{slot}.{table}.{op}");
+    let all = killed_under_load(&mut nats, "sink_nats_kill", &url);
+    assert_eq!(all.len(), 3000, "each change exactly once (Nats-Msg-Id)");
+    assert_distinct_ids(&all);
+    assert!(all
+        .iter()
+        .all(|s| s.dest == "pgstream.sink_nats_kill.t.insert"));
+}
+
+#[test]
+fn redis_killed_under_load_loses_nothing() {
+    let mut redis = Broker::started(Kind::Redis, &[]);
+    let url = redis.url("", "");
+    let all = killed_under_load(&mut redis, "sink_redis_kill", &url);
+    // At least once: a resent message repeats its id and its body.
+    let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &all {
+        let body = by_id.entry(&s.id).or_insert(&s.body);
+        assert_eq!(*body, s.body, "one id, two bodies");
+    }
+    assert_eq!(by_id.len(), 3000);
+    // In commit order, but for repeats: each first occurrence comes in order.
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<i64> = all
+        .iter()
+        .map(|s| key_id(&s.body))
+        .filter(|id| seen.insert(*id))
+        .collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "out of order");
 }
 
 /// Changes stored in the broker's `pgstream…` subjects or streams for
@@ -374,27 +426,28 @@ fn stored_count(b: &Broker) -> u64 {
 /// arrives, once.
 fn down_at_start_up(kind: Kind, prefix: &str) {
     let db = setup(prefix);
+    let (slot, twin) = (prefix, format!("{prefix}_twin"));
     let mut broker = Broker::started(kind, &[]);
     if kind == Kind::Nats {
         // The stream exists, in the data directory of a server not running.
         create_stream(&broker, "pgstream.>");
     }
     broker.stop();
-    create_slots(&db, &["late", "late_twin"]);
-    let mut p = Proc::spawn(&args(&db, "late", &["--sink", &broker.url("", "")]), &[]);
+    create_slots(&db, &[slot, &twin]);
+    let mut p = Proc::spawn(&args(&db, slot, &["--sink", &broker.url("", "")]), &[]);
     wait_until("pgstream to stream", TIMEOUT, || {
-        db.walsender_streaming("late").then_some(())
+        db.walsender_streaming(slot).then_some(())
     });
     insert_range(&db, 1..=20);
-    let ends = db.commit_ends("late_twin", "pub");
+    let ends = db.commit_ends(&twin, "pub");
     assert_eq!(ends.len(), 20);
     // Six retries take longer than the test server's wal_sender_timeout
     // (5 s): the walsender must still be there.
     wait_until("six retries", TIMEOUT, || {
         (p.stderr().matches("retrying in").count() >= 6).then_some(())
     });
-    assert!(db.walsender_streaming("late"), "the walsender timed out");
-    let confirmed = || parse_lsn(&db.confirmed_flush_lsn("late").expect("slot"));
+    assert!(db.walsender_streaming(slot), "the walsender timed out");
+    let confirmed = || parse_lsn(&db.confirmed_flush_lsn(slot).expect("slot"));
     assert!(
         confirmed() < ends[0],
         "acknowledged what the broker never had"
@@ -428,7 +481,11 @@ fn nats_down_with_no_loop_exits_1() {
     let db = setup("sink_nats_noloop");
     let nats = Broker::new(Kind::Nats, &[]);
     let out = run(
-        &args(&db, "noloop", &["--sink", &nats.url("", ""), "--no-loop"]),
+        &args(
+            &db,
+            "sink_noloop",
+            &["--sink", &nats.url("", ""), "--no-loop"],
+        ),
         &[],
         TIMEOUT,
     );
@@ -451,7 +508,7 @@ fn bad_sink_urls_and_refused_credentials_exit_2_without_the_password() {
         redis.url(":hunter2@", ""),
     ];
     for url in &cases {
-        let out = run(&args(&db, "bad", &["--sink", url]), &[], TIMEOUT);
+        let out = run(&args(&db, "sink_bad", &["--sink", url]), &[], TIMEOUT);
         assert_eq!(out.code, Some(2), "{url}: {out:#?}");
         assert!(!out.stderr.contains("hunter2"), "{url}: {}", out.stderr);
         let errors = out.stderr.lines().filter(|l| !l.contains(": info: "));
@@ -464,9 +521,12 @@ fn nats_without_a_stream_for_the_subject_exits_2_naming_it() {
     let db = setup("sink_nostream");
     let nats = Broker::started(Kind::Nats, &[]);
     create_stream(&nats, "other.>");
-    let mut p = Proc::spawn(&args(&db, "nostream", &["--sink", &nats.url("", "")]), &[]);
+    let mut p = Proc::spawn(
+        &args(&db, "sink_nostream", &["--sink", &nats.url("", "")]),
+        &[],
+    );
     wait_until("pgstream to stream", TIMEOUT, || {
-        db.walsender_streaming("nostream").then_some(())
+        db.walsender_streaming("sink_nostream").then_some(())
     });
     insert_range(&db, 1..=1);
     let out = p.wait_exit(TIMEOUT);
@@ -481,17 +541,17 @@ fn nats_without_a_stream_for_the_subject_exits_2_naming_it() {
 #[test]
 fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
     let db = setup("sink_slow");
-    create_slots(&db, &["slow", "twin"]);
+    create_slots(&db, &["sink_slow", "sink_slow_twin"]);
     let nats = Broker::started(Kind::Nats, &[]);
     create_stream(&nats, "pgstream.>");
-    let mut p = Proc::spawn(&args(&db, "slow", &["--sink", &nats.url("", "")]), &[]);
+    let mut p = Proc::spawn(&args(&db, "sink_slow", &["--sink", &nats.url("", "")]), &[]);
     insert_range(&db, 1..=5);
     wait_until("the first five in the stream", TIMEOUT, || {
         (nats_count(&nats) >= 5).then_some(())
     });
     nats.signal("STOP");
     insert_range(&db, 6..=10);
-    let ends = db.commit_ends("twin", "pub");
+    let ends = db.commit_ends("sink_slow_twin", "pub");
     assert_eq!(ends.len(), 10);
     let t0 = Instant::now();
     p.signal("INT");
@@ -503,7 +563,7 @@ fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
     assert_eq!(out.code, Some(0), "{out:#?}");
     nats.signal("CONT");
     let stored = nats_count(&nats) as usize;
-    let confirmed = parse_lsn(&db.confirmed_flush_lsn("slow").expect("slot"));
+    let confirmed = parse_lsn(&db.confirmed_flush_lsn("sink_slow").expect("slot"));
     assert!(stored >= 5, "{stored}");
     assert!(
         confirmed <= ends[stored - 1],
@@ -518,14 +578,14 @@ fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
 #[test]
 fn redis_entries_equal_a_stdout_run_with_keys_ids_and_maxlen() {
     let db = setup("sink_redis_eq");
-    create_slots(&db, &["out", "to_redis"]);
+    create_slots(&db, &["sre_out", "sre_redis"]);
     workload(&db);
-    let lines = run_ok(&args(&db, "out", &["--end-lsn", "now"])).stdout_lines;
+    let lines = run_ok(&args(&db, "sre_out", &["--end-lsn", "now"])).stdout_lines;
     let redis = Broker::started(Kind::Redis, &[]);
     let url = redis.url("", "?stream=cdc:{table}&maxlen=1000");
     run_ok(&args(
         &db,
-        "to_redis",
+        "sre_redis",
         &["--sink", &url, "--end-lsn", "now"],
     ));
     let entries = redis_entries(&redis, "cdc:*");
@@ -550,7 +610,7 @@ fn redis_entries_equal_a_stdout_run_with_keys_ids_and_maxlen() {
     assert_distinct_ids(&all);
     run_ok(&args(
         &db,
-        "to_redis",
+        "sre_redis",
         &["--sink", &url, "--end-lsn", "now"],
     ));
     assert_eq!(
@@ -560,54 +620,4 @@ fn redis_entries_equal_a_stdout_run_with_keys_ids_and_maxlen() {
             .sum::<usize>(),
         all.len()
     );
-}
-
-#[test]
-fn redis_killed_under_load_loses_nothing() {
-    let db = setup("sink_redis_kill");
-    let mut redis = Broker::started(Kind::Redis, &[]);
-    let mut p = Proc::spawn(&args(&db, "rkill", &["--sink", &redis.url("", "")]), &[]);
-    wait_until("pgstream to stream", TIMEOUT, || {
-        db.walsender_streaming("rkill").then_some(())
-    });
-    insert_range(&db, 1..=1500);
-    wait_until("entries to arrive", TIMEOUT, || {
-        (stored_count(&redis) >= 100).then_some(())
-    });
-    redis.kill();
-    insert_range(&db, 1501..=2000);
-    redis.start();
-    insert_range(&db, 2001..=3000);
-    wait_until("all 3000 changes", TIMEOUT, || {
-        let ids: BTreeSet<String> = redis_entries(&redis, "pgstream:*")
-            .into_values()
-            .flatten()
-            .map(|s| s.id)
-            .collect();
-        (ids.len() >= 3000).then_some(())
-    });
-    p.signal("INT");
-    let out = p.wait_exit(TIMEOUT);
-    assert_eq!(out.code, Some(0), "{out:#?}");
-    let stored: Vec<Stored> = redis_entries(&redis, "pgstream:*")
-        .into_values()
-        .flatten()
-        .collect();
-    // At least once: a resent message repeats its id and its body.
-    let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
-    for s in &stored {
-        let body = by_id.entry(&s.id).or_insert(&s.body);
-        assert_eq!(*body, s.body, "one id, two bodies");
-    }
-    assert_eq!(by_id.len(), 3000);
-    let ids: BTreeSet<i64> = stored.iter().map(|s| key_id(&s.body)).collect();
-    assert_eq!(ids, (1..=3000).collect::<BTreeSet<_>>());
-    // In commit order, but for repeats: each first occurrence comes in order.
-    let mut seen = BTreeSet::new();
-    let firsts: Vec<i64> = stored
-        .iter()
-        .map(|s| key_id(&s.body))
-        .filter(|id| seen.insert(*id))
-        .collect();
-    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "out of order");
 }
