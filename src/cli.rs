@@ -150,6 +150,13 @@ pub struct Cli {
     /// Connections for the snapshot's parallel copy and catalog queries
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Slot", env = "PGSTREAM_POOL_SIZE")]
     pub pool_size: u32,
+    /// While streaming, re-read the matching published tables (schema.table,
+    /// * wildcards; repeatable) in key order as read events
+    #[arg(long = "backfill", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Slot", env = "PGSTREAM_BACKFILL")]
+    pub backfill: Vec<String>,
+    /// Rows per backfill query
+    #[arg(long, value_name = "N", default_value_t = 10000, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Slot", env = "PGSTREAM_BACKFILL_CHUNK")]
+    pub backfill_chunk: u32,
 
     /// Start position [default: the slot's confirmed position]
     #[arg(
@@ -337,6 +344,8 @@ impl Cli {
         config.drop_slot = self.drop_slot;
         config.snapshot = self.snapshot;
         config.pool_size = self.pool_size as usize;
+        config.set_backfill(&self.backfill)?;
+        config.backfill_chunk = self.backfill_chunk as usize;
         config.max_changes = self.max_changes;
         config.set_tables(&self.tables, &self.exclude_tables)?;
         config.include_tx = self.include_tx;

@@ -93,6 +93,9 @@ pub enum Op {
     /// A streamed transaction was prepared (`Config::streaming` with
     /// `Config::two_phase`).
     StreamPrepare,
+    /// A table's backfill (`--backfill`) is complete: `rows` `read` events
+    /// came out for it.
+    BackfillDone,
 }
 
 impl Op {
@@ -114,6 +117,7 @@ impl Op {
             Op::CommitPrepared => "commit_prepared",
             Op::RollbackPrepared => "rollback_prepared",
             Op::StreamPrepare => "stream_prepare",
+            Op::BackfillDone => "backfill_done",
         }
     }
 
@@ -131,6 +135,7 @@ impl Op {
                 | Op::CommitPrepared
                 | Op::RollbackPrepared
                 | Op::StreamPrepare
+                | Op::BackfillDone
         )
     }
 }
@@ -314,6 +319,8 @@ pub struct Event<'a> {
     pub old: Option<Row<'a>>,
     /// The row after the change.
     pub new: Option<Row<'a>>,
+    /// `backfill_done`: how many rows the table's backfill read.
+    pub rows: Option<u64>,
 }
 
 impl<'a> Event<'a> {
@@ -337,6 +344,7 @@ impl<'a> Event<'a> {
             truncate: None,
             old: None,
             new: None,
+            rows: None,
         }
     }
 }

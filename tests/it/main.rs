@@ -4,6 +4,7 @@
 //! cluster per test process, a database per test. Run with `cargo test` (or
 //! `make test`, which installs the server and wal2json first when it can).
 
+mod backfill;
 mod catalog;
 mod channel_binding;
 mod conventions;

@@ -20,6 +20,9 @@ pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         out.extend_from_slice(b",\"table\":");
         write_json_str(out, rel.name.as_bytes());
     }
+    if let Some(rows) = ev.rows {
+        let _ = write!(out, ",\"rows\":{rows}");
+    }
     if let Some(lsn) = ev.lsn {
         write_lsn_field(out, "lsn", lsn);
     }
