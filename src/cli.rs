@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, NonEmptyStringValueParser};
 use clap::{ArgAction, Parser};
-use pgstream::{Config, ConnArgs, EndLsn, Error, Lsn, Plugin, Result};
+use pgstream::{Config, ConnArgs, EndLsn, Error, Format, Lsn, Plugin, Result};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -245,6 +245,12 @@ pub struct Cli {
         conflicts_with = "file"
     )]
     pub sink: Option<String>,
+    /// Event layout: pgstream's, or Debezium's change events (docs/output.md)
+    #[arg(long, value_name = "FORMAT", value_parser = ["pgstream", "debezium"], default_value = "pgstream", help_heading = "Output", env = "PGSTREAM_FORMAT")]
+    pub format: String,
+    /// With --format debezium: source.name of every event (default: the slot name)
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new(), help_heading = "Output", env = "PGSTREAM_TOPIC_PREFIX")]
+    pub topic_prefix: Option<String>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
         short = 's',
@@ -297,6 +303,21 @@ pub enum Command {
 impl Cli {
     /// The flags as a [`Config`], with `env` as the environment. Leaves
     /// [`Config::validate`] to [`pgstream::run`].
+    /// The `--format` to write in; Debezium's names the slot (or
+    /// `--topic-prefix`) and the database in each event.
+    pub fn format(&self, config: &Config) -> Format {
+        match self.format.as_str() {
+            "debezium" => Format::Debezium {
+                topic_prefix: self
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| config.slot.clone()),
+                database: config.dbname().to_string(),
+            },
+            _ => Format::Pgstream,
+        }
+    }
+
     pub fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let slot = self.slot.clone().unwrap_or_default();
         let conn = ConnArgs {
@@ -606,5 +627,25 @@ mod tests {
         assert!(bad(&["--proto-version", "9"]));
         assert!(bad(&["--max-changes", "-1"]));
         assert!(bad(&["--pool-size", "0"]));
+        assert!(bad(&["--format", "avro"]));
+        assert!(bad(&["--topic-prefix", ""]));
+    }
+
+    #[test]
+    fn format() {
+        let format = |args: &[&str]| {
+            let args = [&["-S", "s", "--publication", "p", "-d", "shop"][..], args].concat();
+            parse(&args).format(&config(&args).unwrap())
+        };
+        assert_eq!(format(&[]), Format::Pgstream);
+        let debezium = |prefix: &str| Format::Debezium {
+            topic_prefix: prefix.into(),
+            database: "shop".into(),
+        };
+        assert_eq!(format(&["--format", "debezium"]), debezium("s"));
+        assert_eq!(
+            format(&["--format", "debezium", "--topic-prefix", "t"]),
+            debezium("t")
+        );
     }
 }

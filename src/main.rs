@@ -55,7 +55,9 @@ fn main() -> ExitCode {
             .map(Output::Lines)
             .map_err(Error::Output),
     };
+    let format = cli.format(&config);
     let output = match output {
+        Ok(Output::Lines(lines)) => Output::Lines(lines.with_format(format.clone())),
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -108,7 +110,7 @@ fn main() -> ExitCode {
         match output {
             Output::Lines(mut lines) => pgstream::run(config, &mut lines, control).await,
             Output::Broker(url) => {
-                let mut sink = Sink::new(url, &config)?;
+                let mut sink = Sink::new(url, &config)?.with_format(format);
                 pgstream::run(config, &mut sink, control).await
             }
         }

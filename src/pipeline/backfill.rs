@@ -73,6 +73,8 @@ pub(crate) struct Backfill {
     window: Option<Window>,
     task: Option<Task>,
     progress_due: Instant,
+    /// When the last progress line was due, and the rows read then.
+    progress_from: (Instant, u64),
     /// Messages reach the handler (`--include-messages`), else only the
     /// backfill asked for them.
     deliver_messages: bool,
@@ -213,7 +215,8 @@ impl Backfill {
             seq: 0,
             window: None,
             task: None,
-            progress_due: Instant::now(),
+            progress_due: Instant::now() + PROGRESS_EVERY,
+            progress_from: (Instant::now(), 0),
             deliver_messages: config.include_messages,
         }))
     }
@@ -450,6 +453,7 @@ impl Backfill {
                 bf.rows
             );
             (bf.next, bf.after, bf.rows) = (bf.next + 1, None, 0);
+            bf.progress_from = (Instant::now(), 0);
             if bf.done() {
                 info!(target: SLOT_LOG, "backfill: every table done");
                 bf.task = None;
@@ -478,17 +482,25 @@ impl Backfill {
             return;
         }
         self.progress_due = now + PROGRESS_EVERY;
+        let (then, before) = self.progress_from;
+        self.progress_from = (now, self.rows);
+        let rate = self.rows.saturating_sub(before) as f64
+            / now.duration_since(then).as_secs_f64().max(1e-3);
         let t = &self.targets[self.next];
         let share = match t.estimate {
             0 => String::new(),
-            e => format!(
-                " of about {e} ({:.0}%)",
-                (self.rows as f64 * 100.0 / e as f64).min(100.0)
-            ),
+            e => {
+                let left = e.saturating_sub(self.rows) as f64 / rate.max(1.0);
+                format!(
+                    " of about {e} ({:.0}%, about {:.0}s left)",
+                    (self.rows as f64 * 100.0 / e as f64).min(100.0),
+                    left
+                )
+            }
         };
         info!(
             target: SLOT_LOG,
-            "backfill: {}.{} {} rows{share}, table {} of {}",
+            "backfill: {}.{} {} rows{share}, {rate:.0} rows/s, table {} of {}",
             t.relation.schema,
             t.relation.name,
             self.rows,
@@ -541,18 +553,35 @@ async fn read_chunks(
     let conn = CatalogConn::connect_with(&server, SESSION_SETTINGS).await?;
     let mark = |seq: u64, which: &str| format!("{run}:{seq}:{which}");
     // A non-transactional message is not flushed by itself: the walsender
-    // sends it once something else flushes the WAL, unless (17+) it asks.
-    let emit = if conn.server_version >= 170000 {
-        "SELECT pg_logical_emit_message(false, 'pgstream.backfill', $1, true)"
-    } else {
-        "SELECT pg_logical_emit_message(false, 'pgstream.backfill', $1)"
+    // only sends it once something flushes the WAL, which on a quiet server
+    // may be never. 17+ flushes it when asked; before, it is written inside
+    // a transaction that takes an xid, whose commit then flushes it
+    // (synchronously; pgoutput sends nothing for the empty transaction from
+    // 15 on).
+    let flush_asked = conn.server_version >= 170000;
+    let watermark = |text: String| {
+        let sql = if flush_asked {
+            format!(
+                "SELECT pg_logical_emit_message(false, 'pgstream.backfill', {}, true)",
+                quote_literal(&text)
+            )
+        } else {
+            format!(
+                "SET synchronous_commit = on; BEGIN; SELECT pg_current_xact_id(); \
+                 SELECT pg_logical_emit_message(false, 'pgstream.backfill', {}); COMMIT",
+                quote_literal(&text)
+            )
+        };
+        let conn = &conn;
+        async move {
+            conn.client()
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| pg_error(e, "writing a backfill watermark".into()))
+        }
     };
     while let Some(ask) = asks.recv().await {
-        let low = mark(ask.seq, "low");
-        conn.client()
-            .execute(emit, &[&low])
-            .await
-            .map_err(|e| pg_error(e, "writing a backfill watermark".into()))?;
+        watermark(mark(ask.seq, "low")).await?;
         let context = || "reading a backfill chunk".to_string();
         let stream = conn
             .client()
@@ -574,11 +603,7 @@ async fn read_chunks(
         {
             return Ok(());
         }
-        let high = mark(ask.seq, "high");
-        conn.client()
-            .execute(emit, &[&high])
-            .await
-            .map_err(|e| pg_error(e, "writing a backfill watermark".into()))?;
+        watermark(mark(ask.seq, "high")).await?;
     }
     Ok(())
 }

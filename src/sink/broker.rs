@@ -20,7 +20,7 @@ use log::{info, warn};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::encode::Format;
+use super::encode::{Encoder, Format};
 use super::id::Ids;
 use super::nats::Nats;
 use super::redis::Redis;
@@ -111,7 +111,9 @@ pub struct Sink {
     forbidden: fn(char) -> bool,
     slot: String,
     ids: Ids,
-    line: Vec<u8>,
+    encoder: Encoder,
+    /// What the encoder wrote for the event at hand: one message per line.
+    lines: Vec<u8>,
     tx: mpsc::Sender<Msg>,
     state: watch::Receiver<State>,
     task: JoinHandle<()>,
@@ -153,13 +155,57 @@ impl Sink {
             forbidden: B::forbidden,
             slot: config.slot.clone(),
             ids: Ids::default(),
-            line: Vec::new(),
+            encoder: Encoder::new(&Format::Pgstream),
+            lines: Vec::new(),
             tx,
             state,
             task,
             sent: 0,
             promised: 0,
         }
+    }
+
+    /// Sends the events in `format` (`--format`) instead of pgstream's.
+    pub fn with_format(mut self, format: Format) -> Sink {
+        self.encoder = Encoder::new(&format);
+        self
+    }
+
+    /// Hands each line in `lines` (what the encoder wrote for `event`) to
+    /// the delivery task as one message: the first with the event's id,
+    /// any further one (Debezium may write two) with `.1`, `.2`….
+    async fn send(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
+        if self.state.borrow().failed.is_some() {
+            return Err(self.error());
+        }
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let dest = self.route.expand(event, &self.slot, self.forbidden);
+        let id = self.ids.next(event);
+        let lines = std::mem::take(&mut self.lines);
+        for (k, line) in lines
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            let msg = Msg {
+                dest: dest.clone(),
+                id: if k == 0 {
+                    id.clone()
+                } else {
+                    format!("{id}.{k}")
+                },
+                body: Bytes::copy_from_slice(line),
+            };
+            if self.tx.send(msg).await.is_err() {
+                return Err(self.error());
+            }
+            self.sent += 1;
+        }
+        self.lines = lines;
+        self.lines.clear();
+        Ok(())
     }
 
     /// The delivery task's failure, as the run reports it.
@@ -221,25 +267,15 @@ impl Drop for Sink {
 
 impl Handler for Sink {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
-        if self.state.borrow().failed.is_some() {
-            return Err(self.error());
-        }
-        self.line.clear();
-        Format::Pgstream.write_event(&mut self.line, event);
-        self.line.pop(); // the newline: a message is the line alone
-        let msg = Msg {
-            dest: self.route.expand(event, &self.slot, self.forbidden),
-            id: self.ids.next(event),
-            body: Bytes::copy_from_slice(&self.line),
-        };
-        if self.tx.send(msg).await.is_err() {
-            return Err(self.error());
-        }
-        self.sent += 1;
-        Ok(())
+        self.encoder.write_event(&mut self.lines, event);
+        self.send(event).await
     }
 
-    async fn commit(&mut self, _commit: &Event<'_>) -> Result<Completion, HandlerError> {
+    async fn commit(&mut self, commit: &Event<'_>) -> Result<Completion, HandlerError> {
+        // What the format held back for the unit (Debezium's last snapshot
+        // row) goes before the unit's completion.
+        self.encoder.commit(&mut self.lines, commit);
+        self.send(commit).await?;
         self.ids.end();
         Ok(self.completion())
     }

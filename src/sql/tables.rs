@@ -146,7 +146,7 @@ pub(crate) async fn list(
                     name: c.name.clone(),
                     kind: crate::event::ValueKind::Text, // resolved below
                     type_oid: c.type_oid,
-                    type_modifier: -1,
+                    type_modifier: c.type_modifier,
                     identity: key.contains(&i),
                 })
                 .collect(),

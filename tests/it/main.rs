@@ -8,6 +8,7 @@ mod backfill;
 mod catalog;
 mod channel_binding;
 mod conventions;
+mod debezium;
 mod errors;
 mod faults;
 mod files;

@@ -295,28 +295,54 @@ fn insert_range(db: &TestDb, range: std::ops::RangeInclusive<i64>) {
     db.sql_sync(&sql);
 }
 
-#[test]
-fn nats_messages_equal_a_stdout_run_with_subjects_and_ids() {
-    let db = setup("sink_nats_eq");
-    create_slots(&db, &["sne_out", "sne_nats"]);
+/// A stdout run and a NATS run of `format` from twin slots give the same
+/// events; subjects follow the default template, ids are distinct.
+fn nats_matches_stdout(prefix: &str, format: &str) {
+    let flags = [
+        "--end-lsn",
+        "now",
+        "--format",
+        format,
+        "--topic-prefix",
+        "shop",
+    ];
+    let db = setup(prefix);
+    let (out_slot, nats_slot) = (format!("{prefix}_out"), format!("{prefix}_nats"));
+    create_slots(&db, &[&out_slot, &nats_slot]);
     workload(&db);
-    let lines = run_ok(&args(&db, "sne_out", &["--end-lsn", "now"])).stdout_lines;
-    assert_eq!(lines.len(), 11, "{lines:#?}");
+    let lines = run_ok(&args(&db, &out_slot, &flags)).stdout_lines;
+    assert!(lines.len() >= 10, "{lines:#?}");
 
     let nats = Broker::started(Kind::Nats, &[]);
     create_stream(&nats, "pgstream.>");
     let url = nats.url("", "");
     let out = run_ok(&args(
         &db,
-        "sne_nats",
-        &["--sink", &url, "--end-lsn", "now"],
+        &nats_slot,
+        &[&["--sink", &url][..], &flags].concat(),
     ));
     assert!(out.stdout_lines.is_empty(), "{out:#?}");
     let stored = nats_messages(&nats);
-    let bodies: Vec<&str> = stored.iter().map(|s| s.body.as_str()).collect();
-    assert_eq!(bodies, lines, "the messages are the stdout lines, in order");
+    // Debezium's top-level ts_ms is when pgstream wrote the event.
+    let written = |body: &str| match format {
+        "debezium" => {
+            let mut v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+            v.as_object_mut().map(|o| o.remove("ts_ms"));
+            v.to_string()
+        }
+        _ => body.to_string(),
+    };
+    let bodies: Vec<String> = stored.iter().map(|s| written(&s.body)).collect();
+    let lines_written: Vec<String> = lines.iter().map(|l| written(l)).collect();
+    assert_eq!(
+        bodies, lines_written,
+        "the messages are the stdout lines, in order"
+    );
     for (s, line) in stored.iter().zip(json_lines(&lines)) {
-        let table = line["table"].as_str().unwrap_or("_");
+        let table = line["table"]
+            .as_str()
+            .or(line["source"]["table"].as_str())
+            .unwrap_or("_");
         assert_eq!(s.dest, format!("pgstream.public.{table}"));
     }
     assert_distinct_ids(&stored);
@@ -324,10 +350,20 @@ fn nats_messages_equal_a_stdout_run_with_subjects_and_ids() {
     // Everything was acknowledged to the server: a second run has nothing.
     run_ok(&args(
         &db,
-        "sne_nats",
-        &["--sink", &url, "--end-lsn", "now"],
+        &nats_slot,
+        &[&["--sink", &url][..], &flags].concat(),
     ));
     assert_eq!(nats_messages(&nats).len(), stored.len());
+}
+
+#[test]
+fn nats_messages_equal_a_stdout_run_with_subjects_and_ids() {
+    nats_matches_stdout("sink_nats_eq", "pgstream");
+}
+
+#[test]
+fn nats_messages_in_debezium_format_equal_a_stdout_run() {
+    nats_matches_stdout("sink_nats_dbz", "debezium");
 }
 
 /// Everything the broker holds for the tests' subjects or stream keys.

@@ -213,13 +213,7 @@ mod tests {
     use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags, ValueKind};
 
     fn rel() -> Relation {
-        let col = |name: &str, kind, identity| Column {
-            name: name.into(),
-            kind,
-            type_oid: 25,
-            type_modifier: -1,
-            identity,
-        };
+        let col = |name, kind, identity| Column::test(name, kind, 25, identity);
         Relation {
             schema: "public".into(),
             name: "orders".into(),
