@@ -5,6 +5,7 @@
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 #   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
 #   - prometheus and promtool (tests/it/metrics.rs scrapes pgstream with them).
+#   - nats-server and redis-server (tests/it/sinks.rs starts its own brokers).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -99,3 +100,13 @@ else
     log "WARNING: prometheus/promtool are not installed; the metrics tests in tests/it/metrics.rs will fail." \
         "Install them: apt-get install prometheus"
 fi
+for broker in nats-server redis-server; do
+    if command -v "$broker" >/dev/null 2>&1; then
+        log "$broker: $(command -v "$broker")"
+    elif can_apt && apt_install "$broker" && command -v "$broker" >/dev/null 2>&1; then
+        log "$broker installed"
+    else
+        log "WARNING: $broker is not installed; the sink tests in tests/it/sinks.rs will fail." \
+            "Install it: apt-get install $broker"
+    fi
+done

@@ -298,6 +298,19 @@ pub struct Cli {
         env = "PGSTREAM_FILE"
     )]
     pub file: Option<PathBuf>,
+    /// Send each event to a broker instead of stdout, acknowledging what it
+    /// acknowledged: nats://[user:pass@]host[:port][,host…][?subject=T] or
+    /// redis://[user:pass@]host[:port][/db][?stream=T&maxlen=N]
+    /// (docs/sinks.md)
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Output",
+        env = "PGSTREAM_SINK",
+        hide_env_values = true,
+        conflicts_with = "file"
+    )]
+    pub sink: Option<String>,
     /// Event layout: pgstream's, or Debezium's change events (docs/output.md)
     #[arg(long, value_name = "FORMAT", value_parser = ["pgstream", "debezium"], default_value = "pgstream", help_heading = "Output", hide_env_values = true, env = "PGSTREAM_FORMAT")]
     pub format: String,

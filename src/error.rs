@@ -138,11 +138,12 @@ impl Error {
     }
 
     /// A handler's error as the library reports it: [`Error::Handler`],
-    /// never retried, but for [`Error::Output`], which keeps its meaning (a
-    /// closed output is a clean stop).
+    /// never retried, but for an [`Error`] that no retry cures, which keeps
+    /// its meaning and exit code (a closed output is a clean stop, a
+    /// broker's configuration error exits 2).
     pub(crate) fn from_handler(e: HandlerError) -> Error {
         match e.downcast::<Error>() {
-            Ok(e) if matches!(*e, Error::Output(_)) => *e,
+            Ok(e) if !e.is_transient() => *e,
             Ok(e) => Error::Handler(e),
             Err(e) => Error::Handler(e),
         }

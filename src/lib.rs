@@ -70,6 +70,7 @@ pub use error::{Error, Result, ServerError};
 pub use event::{Event, Lsn, Op, ParseLsnError};
 pub use metrics::Metrics;
 pub use pipeline::{run, Control, SLOT_LOG};
+pub use sink::broker::Sink;
 pub use sink::encode::Format;
 pub use sink::jsonl::{JsonLines, Reopen};
 pub use sink::{Completion, Handler, HandlerError};

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 use futures_util::StreamExt;
-use pgstream::{Control, Error, JsonLines, Metrics};
+use pgstream::{Control, Error, JsonLines, Metrics, Sink};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
@@ -35,19 +35,32 @@ fn main() -> ExitCode {
     if let Some(password) = dbname.and_then(|d| d.password()) {
         argv::hide(&password);
     }
-    // --drop-slot writes nothing: no file to create. `-f -` is stdout, as
-    // for pg_recvlogical.
+    // --drop-slot writes nothing: no file to create, no broker to reach.
+    // `-f -` is stdout, as for pg_recvlogical.
+    let sink = cli.sink.as_deref().filter(|_| !config.drop_slot);
+    if let Some(password) = sink.and_then(url_password) {
+        argv::hide(password);
+    }
     let file = cli.file.as_ref().filter(|p| p.as_os_str() != "-");
-    let handler = match file {
-        Some(path) if !config.drop_slot => JsonLines::file(path)
+    let output = match (sink, file) {
+        (Some(url), _) => Ok(Output::Broker(url)),
+        (None, Some(path)) if !config.drop_slot => JsonLines::file(path)
+            .map(Output::Lines)
             .map_err(|e| Error::usage(format!("cannot open {}: {e}", path.display()))),
-        _ => JsonLines::stdout().map_err(Error::Output),
+        _ => JsonLines::stdout()
+            .map(Output::Lines)
+            .map_err(Error::Output),
     };
-    let mut handler = match handler {
-        Ok(h) => h.with_format(cli.format(&config)),
+    let format = cli.format(&config);
+    let output = match output {
+        Ok(Output::Lines(lines)) => Output::Lines(lines.with_format(format.clone())),
+        Ok(o) => o,
         Err(e) => return fail(&e),
     };
-    let reopen = file.map(|_| handler.reopen_handle());
+    let reopen = match (&output, file) {
+        (Output::Lines(lines), Some(_)) => Some(lines.reopen_handle()),
+        _ => None,
+    };
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -84,16 +97,18 @@ fn main() -> ExitCode {
                 let _ = stop_tx.send(true);
             }
         });
-        pgstream::run(
-            config,
-            &mut handler,
-            Control {
-                shutdown: stop_rx,
-                report: report_rx,
-                metrics,
-            },
-        )
-        .await
+        let control = Control {
+            shutdown: stop_rx,
+            report: report_rx,
+            metrics,
+        };
+        match output {
+            Output::Lines(mut lines) => pgstream::run(config, &mut lines, control).await,
+            Output::Broker(url) => {
+                let mut sink = Sink::new(url, &config)?.with_format(format);
+                pgstream::run(config, &mut sink, control).await
+            }
+        }
     });
     // Do not wait for a writer thread stuck on a stalled reader.
     runtime.shutdown_background();
@@ -161,6 +176,24 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("pgstream: cannot start the runtime: {e}");
             ExitCode::from(1)
         })
+}
+
+/// Where the events go: JSON lines (stdout, `--file`), or a broker
+/// (`--sink`, connected to once the runtime runs).
+enum Output<'a> {
+    Lines(JsonLines),
+    Broker(&'a str),
+}
+
+/// The password in a `--sink` URL (`scheme://user:password@host…`), as
+/// typed, to hide from `ps`.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest
+        .split_once('?')
+        .map_or(rest, |(r, _)| r)
+        .rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, password)| password)
 }
 
 fn fail(e: &Error) -> ExitCode {

@@ -230,6 +230,7 @@ async fn reconnect_loop<H: Handler>(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 st.metrics.reconnecting();
                 st.metrics.set_state(State::Connecting);
+                handler.restart();
             }
             Err(e) => return Err(e),
         }

@@ -3,20 +3,29 @@
 //! pgstream decodes the stream and calls a [`Handler`]; the handler says
 //! when a transaction is done with, and only then is it acknowledged to the
 //! server. Every sink is a handler: [`jsonl`] (the binary's stdout or
-//! `--file`), one module per broker beside it; [`encode`] turns an event into
-//! the message body they all send. docs/library.md describes the contract.
+//! `--file`), and [`broker`]'s `Sink` for `--sink URL` with one module per
+//! broker (`nats`, `redis`: a Kafka module would be their peer), which share
+//! the URL parsing (`url`), the destination templates (`template`) and the
+//! idempotency ids (`id`); [`encode`] turns an event into the message body
+//! they all send. docs/library.md describes the contract.
 
+pub(crate) mod broker;
 pub(crate) mod encode;
+mod id;
 pub(crate) mod jsonl;
+mod nats;
+mod redis;
+mod template;
+mod url;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::event::Event;
 
-/// What a handler fails with: any error. An [`Error`](crate::Error) keeps
-/// its own exit code and wording; anything else becomes
-/// [`Error::Handler`](crate::Error::Handler).
+/// What a handler fails with: any error. An [`Error`](crate::Error) that
+/// no retry cures keeps its own exit code and wording; anything else
+/// becomes [`Error::Handler`](crate::Error::Handler).
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed completion future.
@@ -37,8 +46,12 @@ pub(crate) type Work = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + S
 /// completed before is acknowledged, the failing transaction and anything
 /// after it are not (they come again next run), and [`run`](crate::run)
 /// returns [`Error::Handler`](crate::Error::Handler), which is never
-/// retried (an [`Error::Output`](crate::Error::Output) stays one: a closed
-/// output is a clean stop for [`JsonLines`](crate::JsonLines)).
+/// retried. An [`Error`](crate::Error) that no retry cures stays itself,
+/// with its exit code: an [`Error::Output`](crate::Error::Output) (a closed
+/// output is a clean stop for [`JsonLines`](crate::JsonLines)), an
+/// [`Error::Usage`](crate::Error::Usage) (a broker refusing the
+/// credentials, [`Sink`](crate::Sink)), an
+/// [`Error::Runtime`](crate::Error::Runtime).
 ///
 /// While a call is pending, pgstream keeps answering the server (a slow
 /// handler does not get the connection timed out) but reads nothing more:
@@ -121,6 +134,12 @@ pub trait Handler: Send {
     /// must now be dropped rather than done after that final
     /// acknowledgement.
     fn cancel(&mut self) {}
+
+    /// The connection to the server was lost and a new session starts: the
+    /// units of work that had not completed come again from their start,
+    /// so their events repeat. A handler that numbers events per unit
+    /// (idempotency ids) starts counting again.
+    fn restart(&mut self) {}
 }
 
 /// When a transaction's effects are durable, as told by

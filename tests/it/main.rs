@@ -23,6 +23,7 @@ mod metrics;
 mod operations;
 mod origins;
 mod schema;
+mod sinks;
 mod slots;
 mod smoke;
 mod snapshot;
