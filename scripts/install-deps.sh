@@ -4,6 +4,7 @@
 #   - the wal2json output plugin for that server's major version, and
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 #   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
+#   - valgrind (make bench counts instructions per change with callgrind).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -89,4 +90,12 @@ elif can_apt && apt_install strace; then
 else
     log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
         "Install it: apt-get install strace"
+fi
+if command -v valgrind >/dev/null 2>&1; then
+    log "valgrind: $(command -v valgrind)"
+elif can_apt && apt_install valgrind; then
+    log "valgrind installed"
+else
+    log "WARNING: valgrind is not installed; make bench prints no instructions per change." \
+        "Install it: apt-get install valgrind"
 fi
