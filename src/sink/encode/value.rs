@@ -44,7 +44,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
 /// Writes `s` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    let _ = lossy(out, s, escape_str);
+    escape_str(out, s);
     out.push(b'"');
 }
 
@@ -89,49 +89,114 @@ pub(crate) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Runs `f` on each valid UTF-8 run of `s`, writing U+FFFD for each invalid
-/// sequence between them.
-fn lossy(out: &mut Vec<u8>, mut s: &[u8], f: fn(&mut Vec<u8>, &[u8]) -> Option<()>) -> Option<()> {
-    loop {
-        match std::str::from_utf8(s) {
-            Ok(_) => return f(out, s),
-            Err(e) => {
-                let (valid, rest) = s.split_at(e.valid_up_to());
-                f(out, valid)?;
-                out.extend_from_slice("\u{FFFD}".as_bytes());
-                match e.error_len() {
-                    Some(n) => s = rest.get(n..)?,
-                    None => return Some(()),
-                }
-            }
+/// What a byte inside a JSON string asks for, in [`ESCAPE`].
+const PLAIN: u8 = 0;
+/// Part of a multi-byte UTF-8 sequence, to check ([`Utf8`]).
+const NON_ASCII: u8 = 1;
+/// A control character without a short escape: `\u00XX`.
+const UNICODE: u8 = b'u';
+
+/// Per byte: [`PLAIN`] (copied as it is), [`NON_ASCII`], [`UNICODE`], or the
+/// letter of its two-character escape (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`).
+/// One lookup per byte finds the end of a run that can be copied at once.
+static ESCAPE: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..0x20 => UNICODE,
+            b'"' | b'\\' => c as u8,
+            0x80.. => NON_ASCII,
+            _ => PLAIN,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The index of the first byte of `s` from `i` on that is not [`PLAIN`]
+/// (`s.len()` if none).
+fn plain_end(s: &[u8], i: usize) -> usize {
+    let rest = s.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&c| ESCAPE[usize::from(c)] != PLAIN)
+        .unwrap_or(rest.len())
+}
+
+/// UTF-8 checked once, lazily: from the first byte ≥ 0x80 to the end of the
+/// text, or to its first invalid sequence, where checking starts again
+/// after it. Pure ASCII is never looked at twice.
+#[derive(Default)]
+struct Utf8 {
+    /// The text before this index is known to be valid (or replaced).
+    valid_to: usize,
+}
+
+impl Utf8 {
+    /// At a byte ≥ 0x80 at `s[i]`: `None` when it is part of a valid
+    /// sequence, else the length of the invalid sequence that one U+FFFD
+    /// replaces (as `String::from_utf8_lossy` does).
+    fn invalid_len(&mut self, s: &[u8], i: usize) -> Option<usize> {
+        if i < self.valid_to {
+            return None;
         }
+        let rest = s.get(i..).unwrap_or_default();
+        match std::str::from_utf8(rest) {
+            Ok(_) => self.valid_to = s.len(),
+            Err(e) if e.valid_up_to() > 0 => self.valid_to = i + e.valid_up_to(),
+            Err(e) => return Some(e.error_len().unwrap_or(rest.len())),
+        }
+        None
     }
 }
 
-/// JSON-escapes valid UTF-8, copying runs that need no escape at once.
-fn escape_str(out: &mut Vec<u8>, s: &[u8]) -> Option<()> {
-    let mut run = 0;
-    for (i, &c) in s.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"\\u00",
-            _ => continue,
-        };
-        out.extend_from_slice(&s[run..i]);
-        out.extend_from_slice(esc);
-        if esc.len() > 2 {
-            out.extend_from_slice(&[HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// JSON-escapes `s`, copying runs that need no escape at once; invalid
+/// UTF-8 becomes U+FFFD.
+fn escape_str(out: &mut Vec<u8>, s: &[u8]) {
+    let mut utf8 = Utf8::default();
+    let (mut run, mut i) = (0, 0);
+    loop {
+        i = plain_end(s, i);
+        let Some(&c) = s.get(i) else { break };
+        let class = ESCAPE[usize::from(c)];
+        if class == NON_ASCII {
+            match utf8.invalid_len(s, i) {
+                None => {
+                    i += 1;
+                    continue;
+                }
+                Some(n) => {
+                    out.extend_from_slice(&s[run..i]);
+                    out.extend_from_slice(REPLACEMENT);
+                    i += n;
+                }
+            }
+        } else {
+            out.extend_from_slice(&s[run..i]);
+            match class {
+                UNICODE => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]),
+                letter => out.extend_from_slice(&[b'\\', letter]),
+            }
+            i += 1;
         }
-        run = i + 1;
+        run = i;
     }
     out.extend_from_slice(&s[run..]);
-    Some(())
 }
 
 /// The end of a JSON number starting at `i`, and how many exponent digits it has.
@@ -287,6 +352,7 @@ enum Js {
 /// tokens copied byte for byte. `None` unless `t` is one valid JSON value.
 fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
     let mut nest = Nest::default();
+    let mut utf8 = Utf8::default();
     let mut st = Js::Value;
     let mut i = 0;
     while let Some(&c) = t.get(i) {
@@ -303,7 +369,7 @@ fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
                 }
             }
             b'"' if value || matches!(st, Js::Key | Js::KeyOrEnd) => {
-                i = json_string(out, t, i)? - 1;
+                i = json_string(out, t, i, &mut utf8)? - 1;
                 if value {
                     nest.after_value()
                 } else {
@@ -356,21 +422,49 @@ fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
     (st == Js::Done).then_some(())
 }
 
-/// Copies the JSON string starting at `t[i] == b'"'`, returning the index
-/// after its closing quote.
-fn json_string(out: &mut Vec<u8>, t: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
+/// Copies the JSON string starting at `t[i] == b'"'`, checking its escapes,
+/// and returns the index after its closing quote. Invalid UTF-8 becomes
+/// U+FFFD, and a `\u` escape of an unpaired surrogate `\ufffd`.
+fn json_string(out: &mut Vec<u8>, t: &[u8], i: usize, utf8: &mut Utf8) -> Option<usize> {
+    let (mut run, mut i) = (i, i + 1);
     loop {
-        match t.get(j)? {
+        i = plain_end(t, i);
+        let c = *t.get(i)?;
+        match ESCAPE[usize::from(c)] {
             b'"' => break,
-            b'\\' => j += 2,
-            _ => j += 1,
+            NON_ASCII => match utf8.invalid_len(t, i) {
+                None => i += 1,
+                Some(n) => {
+                    out.extend_from_slice(&t[run..i]);
+                    out.extend_from_slice(REPLACEMENT);
+                    i += n;
+                    run = i;
+                }
+            },
+            b'\\' => match t.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => match hex4(t, i + 2)? {
+                    0xD800..=0xDBFF
+                        if t.get(i + 6..i + 8) == Some(b"\\u")
+                            && matches!(hex4(t, i + 8), Some(0xDC00..=0xDFFF)) =>
+                    {
+                        i += 12
+                    }
+                    0xD800..=0xDFFF => {
+                        out.extend_from_slice(&t[run..i]);
+                        out.extend_from_slice(b"\\ufffd");
+                        i += 6;
+                        run = i;
+                    }
+                    _ => i += 6,
+                },
+                _ => return None,
+            },
+            _ => return None, // a control character
         }
     }
-    out.push(b'"');
-    lossy(out, t.get(i + 1..j)?, copy_json_escapes)?;
-    out.push(b'"');
-    Some(j + 1)
+    out.extend_from_slice(&t[run..=i]);
+    Some(i + 1)
 }
 
 fn hex4(s: &[u8], i: usize) -> Option<u32> {
@@ -378,46 +472,6 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
     h.bytes()
         .all(|c| c.is_ascii_hexdigit())
         .then(|| u32::from_str_radix(h, 16).ok())?
-}
-
-/// Copies a JSON string body, checking its escapes. A `\u` escape of an
-/// unpaired surrogate becomes `\ufffd`, as invalid UTF-8 becomes U+FFFD.
-fn copy_json_escapes(out: &mut Vec<u8>, s: &[u8]) -> Option<()> {
-    let (mut i, mut run) = (0, 0);
-    while let Some(&c) = s.get(i) {
-        if c < 0x20 {
-            return None;
-        }
-        if c != b'\\' {
-            i += 1;
-            continue;
-        }
-        out.extend_from_slice(&s[run..i]);
-        let len = match s.get(i + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-            b'u' => match hex4(s, i + 2)? {
-                0xD800..=0xDBFF
-                    if s.get(i + 6..i + 8) == Some(b"\\u")
-                        && matches!(hex4(s, i + 8), Some(0xDC00..=0xDFFF)) =>
-                {
-                    12
-                }
-                0xD800..=0xDFFF => {
-                    out.extend_from_slice(b"\\ufffd");
-                    i += 6;
-                    run = i;
-                    continue;
-                }
-                _ => 6,
-            },
-            _ => return None,
-        };
-        out.extend_from_slice(&s[i..i + len]);
-        i += len;
-        run = i;
-    }
-    out.extend_from_slice(&s[run..]);
-    Some(())
 }
 
 /// A cursor over a timestamp's text.

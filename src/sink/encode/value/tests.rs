@@ -198,6 +198,30 @@ fn bytes_needing_escapes() {
     assert_eq!(out, deep.as_bytes());
 }
 
+/// The escaping fast path against a plain reference: serde_json's string
+/// escaping of the lossy UTF-8 text, on random bytes rich in escapes and
+/// (invalid) multi-byte sequences.
+#[test]
+fn json_strings_match_serde() {
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let alphabet = b"ab\"\\\n\r\t\x08\x0c\x00\x1f\x7f\x80\xbf\xc3\xa9\xe2\x82\xac\xed\xa0\xf0\x9f\x98\xf4\xff";
+    let (mut input, mut out) = (Vec::new(), Vec::new());
+    for _ in 0..20_000 {
+        input.clear();
+        input.extend((0..next() % 24).map(|_| alphabet[next() % alphabet.len()]));
+        out.clear();
+        write_json_str(&mut out, &input);
+        let want = serde_json::to_string(&String::from_utf8_lossy(&input)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), want, "{input:?}");
+    }
+}
+
 #[test]
 fn micros_and_base64() {
     let ts = |micros| {
