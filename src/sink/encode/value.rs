@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::io::Write as _;
 
-use crate::event::ValueKind;
+use crate::event::{Lsn, ValueKind};
 
 /// Writes `text`, a value's PostgreSQL text output, as one JSON value of
 /// `kind`; text without the kind's expected form becomes a JSON string.
@@ -73,6 +73,25 @@ pub(crate) fn write_timestamp_micros(out: &mut Vec<u8>, micros: i64) {
         write_uint(out, frac as u64, width);
     }
     out.extend_from_slice(b"Z\"");
+}
+
+/// Writes an LSN as PostgreSQL prints it, `X/XXXXXXXX` (uppercase hex
+/// without leading zeros), unquoted.
+pub(crate) fn write_lsn(out: &mut Vec<u8>, lsn: Lsn) {
+    write_hex(out, (lsn.0 >> 32) as u32);
+    out.push(b'/');
+    write_hex(out, lsn.0 as u32);
+}
+
+fn write_hex(out: &mut Vec<u8>, v: u32) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    // Nibbles from the highest one set (at least one digit, for 0).
+    let digits = (8 - v.leading_zeros() as usize / 4).max(1);
+    let mut buf = [0; 8];
+    for (k, b) in buf[..digits].iter_mut().enumerate() {
+        *b = UPPER[(v >> (4 * (digits - 1 - k)) & 15) as usize];
+    }
+    out.extend_from_slice(&buf[..digits]);
 }
 
 /// Writes `bytes` as a quoted standard base64 string, with padding.
@@ -589,33 +608,53 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`, the year at least 4 digits and signed when negative.
+/// `YYYY-MM-DDTHH:MM:SS`, the year at least 4 digits and signed when
+/// negative; `m`, `d` and `secs` (of the day) are in range.
 fn write_date_time(out: &mut Vec<u8>, y: i64, m: i64, d: i64, secs: i64) {
     if y < 0 {
         out.push(b'-');
     }
     write_uint(out, y.unsigned_abs(), 4);
-    for (sep, v) in [
-        (b'-', m),
-        (b'-', d),
-        (b'T', secs / 3600),
-        (b':', secs / 60 % 60),
-        (b':', secs % 60),
-    ] {
-        out.push(sep);
-        write_uint(out, v as u64, 2);
-    }
+    let two = |v: i64| PAIRS[v as usize % 100];
+    let [m, d, h, min, s] = [m, d, secs / 3600, secs / 60 % 60, secs % 60].map(two);
+    out.extend_from_slice(&[
+        b'-', m[0], m[1], b'-', d[0], d[1], b'T', h[0], h[1], b':', min[0], min[1], b':', s[0],
+        s[1],
+    ]);
 }
 
-fn write_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
+/// `00` to `99`: numbers are written two digits per lookup.
+static PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Writes `v` in decimal, zero-padded to at least `width` digits. By hand
+/// rather than with `write!`: the `core::fmt` machinery costs several times
+/// more per number, and the `itoa` crate does not pad, which timestamps
+/// need.
+pub(crate) fn write_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    while v > 0 || i > buf.len().saturating_sub(width.clamp(1, 20)) {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    while v >= 100 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
+        v /= 100;
     }
-    out.extend_from_slice(&buf[i..]);
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[v as usize]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    // The buffer starts as zeros: padding is starting earlier.
+    out.extend_from_slice(&buf[i.min(buf.len() - width.clamp(1, 20))..]);
 }
 
 /// Hex-form bytea is copied; escape-form bytea is decoded and written in hex.

@@ -223,6 +223,27 @@ fn json_strings_match_serde() {
 }
 
 #[test]
+fn lsns_and_integers() {
+    let lsn = |v| {
+        let mut out = Vec::new();
+        write_lsn(&mut out, Lsn(v));
+        String::from_utf8(out).unwrap()
+    };
+    for v in [0, 1, 0xF, 0x10, 0x1A2B3C8, 0xFFFF_FFFF, 0x1_0000_0000, 0x16_B374_D848, u64::MAX] {
+        assert_eq!(lsn(v), Lsn(v).to_string());
+    }
+    let uint = |v, width| {
+        let mut out = Vec::new();
+        write_uint(&mut out, v, width);
+        String::from_utf8(out).unwrap()
+    };
+    for v in [0, 7, 10, 99, 100, 101, 4_294_967_295, u64::MAX] {
+        assert_eq!(uint(v, 1), v.to_string());
+        assert_eq!(uint(v, 6), format!("{v:06}"));
+    }
+}
+
+#[test]
 fn micros_and_base64() {
     let ts = |micros| {
         let mut out = Vec::new();
