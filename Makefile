@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Parallel test threads; each integration test gets its own database.
 TEST_THREADS ?= 4
 
-.PHONY: all build install deps test test-matrix demo bench lint clean
+.PHONY: all build install deps test test-matrix test-interop demo bench lint clean
 
 all: build
 
@@ -52,6 +52,20 @@ test: deps
 # PG_MATRIX="13 16", tests with MATRIX_FILTER=values::.
 test-matrix: deps
 	CARGO="$(CARGO)" TEST_THREADS=$(TEST_THREADS) bash scripts/test-matrix.sh
+
+# A Debezium-JSON reader that no one here wrote, Flink's (PyPI's
+# apache-flink, which ships Flink's jars; it needs a JDK), materialises
+# pgstream's --format debezium output of a workload and must find the
+# PostgreSQL table (tests/interop/flink_debezium.py). Too heavy for `make
+# test`: the first run installs PyFlink (~800 MB) into $(INTEROP_VENV).
+INTEROP_VENV ?= target/interop-venv
+test-interop: deps
+	$(CARGO) build
+	test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/python -c 'import pyflink' 2>/dev/null || \
+	  $(INTEROP_VENV)/bin/pip install -q apache-flink==2.3.0
+	$(INTEROP_VENV)/bin/python tests/interop/flink_debezium.py \
+	  --pgstream "$${CARGO_TARGET_DIR:-target}/debug/pgstream"
 
 demo:
 	bash scripts/demo.sh

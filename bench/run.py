@@ -331,7 +331,8 @@ class Runner:
                     wc.kill()
                     wc.wait()
                 m = Measured(-9, float("nan"), 0.0, 0.0, 0)
-                m.note = f"timed out after {timeout} s"
+                tail = efile.read_text(errors="replace").strip().splitlines()[-2:]
+                m.note = f"timed out after {timeout} s" + "".join(f" / {l}" for l in tail)
                 return m
             wall = time.monotonic() - t0
             rc = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else (status >> 8)
@@ -615,6 +616,18 @@ def snap_pgs_cmd(pgstream, slot, pool):
             "--pool-size", str(pool), "--end-lsn", "now", "-q"]
 
 
+def snap_bf_cmd(pgstream, slot, ntables):
+    """pgstream --backfill of the snapshot tables on a new slot, stopped (by
+    the pipe closing) once every table's backfill_done came out."""
+    run = (f"{shlex.quote(pgstream)} -d postgres -S {slot} --publication {PUB} "
+           f"--backfill 'snap_*' -q")
+    # Not awk (mawk fills its read buffer before it looks) nor grep -m (GNU
+    # grep writing to /dev/null stops reading at the first match).
+    stop = (f"python3 -c 'import sys\nn = 0\nfor l in sys.stdin:\n"
+            f"    n += \"\\\"backfill_done\\\"\" in l\n    if n == {ntables}: break'")
+    return ["sh", "-c", f"{run} | {stop}"]
+
+
 def snap_psql_cmd(psql, tables):
     cmd = [psql, "-X", "-q", "-d", "postgres"]
     for t, _ in tables:
@@ -659,8 +672,9 @@ def run_snapshot(big, small, nsmall, pools, args, cl, runner, pgstream):
     log(f"[snapshot] {rows:,} rows in {len(tables)} tables, {data_mb:,.0f} MB of table data, "
         f"written in {gen_s:.1f} s")
     timeout = args.timeout or max(300, 60 + rows // 2000)
-    keys = [f"pgs_p{n}" for n in pools] + ["psql"]
+    keys = [f"pgs_p{n}" for n in pools] + ["pgs_bf", "psql"]
     labels = {f"pgs_p{n}": f"pgstream --snapshot --pool-size {n}" for n in pools}
+    labels["pgs_bf"] = "pgstream --backfill (chunks of 10000)"
     labels["psql"] = f"psql \\copy × {len(tables)}, one after another"
     seq = [0]
 
@@ -670,16 +684,17 @@ def run_snapshot(big, small, nsmall, pools, args, cl, runner, pgstream):
                               wc_flags=("-lc",))
         seq[0] += 1
         slot = f"snap_{key}_{seq[0]}"
+        cmd = (snap_bf_cmd(pgstream, slot, len(tables)) if key == "pgs_bf"
+               else snap_pgs_cmd(pgstream, slot, int(key[len("pgs_p"):])))
         try:
-            return runner.run(snap_pgs_cmd(pgstream, slot, int(key[len("pgs_p"):])),
-                              timeout=timeout, pipe_to_wc=wc, wc_flags=("-lc",))
+            return runner.run(cmd, timeout=timeout, pipe_to_wc=wc, wc_flags=("-lc",))
         finally:
             snap_drop_slot(cl, pgstream, slot)
 
     # Once each, into `wc -lc`: the line count must be the row count (also a
     # warm-up of the page cache for the timed runs).
     checks = {}
-    for key in [keys[-2] if len(keys) > 1 else keys[0], "psql"]:
+    for key in [keys[-3] if len(keys) > 2 else keys[0], "psql"]:
         m = run_one(key, wc=True)
         ok = m.rc == 0 and m.count == rows
         out_mb = m.counts[1] / 1e6 if len(m.counts) > 1 else None
@@ -703,7 +718,8 @@ def run_snapshot(big, small, nsmall, pools, args, cl, runner, pgstream):
     cl.psql(f"DROP PUBLICATION {PUB};\n" + "\n".join(f"DROP TABLE {t};" for t in names)
             + "\nCHECKPOINT;")
     cmds = {k: display_cmd(snap_pgs_cmd("pgstream", "snap_N", int(k[len("pgs_p"):])))
-            for k in keys if k != "psql"}
+            for k in keys if k.startswith("pgs_p")}
+    cmds["pgs_bf"] = snap_bf_cmd("pgstream", "snap_N", len(tables))[2]
     cmds["psql"] = display_cmd(snap_psql_cmd("psql", tables))
     return dict(name=SNAPSHOT, big=big, small=small, nsmall=nsmall, tables=len(tables),
                 rows=rows, data_mb=data_mb, gen_s=gen_s, desc=desc, keys=keys, labels=labels,

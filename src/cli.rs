@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, NonEmptyStringValueParser};
 use clap::{ArgAction, Parser};
-use pgstream::{Config, ConnArgs, EndLsn, Error, Lsn, Plugin, Result};
+use pgstream::{Config, ConnArgs, EndLsn, Error, Format, Lsn, Plugin, Result};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -150,6 +150,13 @@ pub struct Cli {
     /// Connections for the snapshot's parallel copy and catalog queries
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Slot", env = "PGSTREAM_POOL_SIZE")]
     pub pool_size: u32,
+    /// While streaming, re-read the matching published tables (schema.table,
+    /// * wildcards; repeatable) in key order as read events
+    #[arg(long = "backfill", value_name = "PATTERN", action = ArgAction::Append, help_heading = "Slot", env = "PGSTREAM_BACKFILL")]
+    pub backfill: Vec<String>,
+    /// Rows per backfill query
+    #[arg(long, value_name = "N", default_value_t = 10000, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Slot", env = "PGSTREAM_BACKFILL_CHUNK")]
+    pub backfill_chunk: u32,
 
     /// Start position [default: the slot's confirmed position]
     #[arg(
@@ -225,6 +232,12 @@ pub struct Cli {
         env = "PGSTREAM_FILE"
     )]
     pub file: Option<PathBuf>,
+    /// Event layout: pgstream's, or Debezium's change events (docs/output.md)
+    #[arg(long, value_name = "FORMAT", value_parser = ["pgstream", "debezium"], default_value = "pgstream", help_heading = "Output", env = "PGSTREAM_FORMAT")]
+    pub format: String,
+    /// With --format debezium: source.name of every event (default: the slot name)
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new(), help_heading = "Output", env = "PGSTREAM_TOPIC_PREFIX")]
+    pub topic_prefix: Option<String>,
     /// Seconds between standby status updates (0 = only when asked)
     #[arg(
         short = 's',
@@ -277,6 +290,21 @@ pub enum Command {
 impl Cli {
     /// The flags as a [`Config`], with `env` as the environment. Leaves
     /// [`Config::validate`] to [`pgstream::run`].
+    /// The `--format` to write in; Debezium's names the slot (or
+    /// `--topic-prefix`) and the database in each event.
+    pub fn format(&self, config: &Config) -> Format {
+        match self.format.as_str() {
+            "debezium" => Format::Debezium {
+                topic_prefix: self
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| config.slot.clone()),
+                database: config.dbname().to_string(),
+            },
+            _ => Format::Pgstream,
+        }
+    }
+
     pub fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let slot = self.slot.clone().unwrap_or_default();
         let conn = ConnArgs {
@@ -324,6 +352,8 @@ impl Cli {
         config.drop_slot = self.drop_slot;
         config.snapshot = self.snapshot;
         config.pool_size = self.pool_size as usize;
+        config.set_backfill(&self.backfill)?;
+        config.backfill_chunk = self.backfill_chunk as usize;
         config.max_changes = self.max_changes;
         config.set_tables(&self.tables, &self.exclude_tables)?;
         config.include_tx = self.include_tx;
@@ -584,5 +614,25 @@ mod tests {
         assert!(bad(&["--proto-version", "9"]));
         assert!(bad(&["--max-changes", "-1"]));
         assert!(bad(&["--pool-size", "0"]));
+        assert!(bad(&["--format", "avro"]));
+        assert!(bad(&["--topic-prefix", ""]));
+    }
+
+    #[test]
+    fn format() {
+        let format = |args: &[&str]| {
+            let args = [&["-S", "s", "--publication", "p", "-d", "shop"][..], args].concat();
+            parse(&args).format(&config(&args).unwrap())
+        };
+        assert_eq!(format(&[]), Format::Pgstream);
+        let debezium = |prefix: &str| Format::Debezium {
+            topic_prefix: prefix.into(),
+            database: "shop".into(),
+        };
+        assert_eq!(format(&["--format", "debezium"]), debezium("s"));
+        assert_eq!(
+            format(&["--format", "debezium", "--topic-prefix", "t"]),
+            debezium("t")
+        );
     }
 }

@@ -87,6 +87,10 @@ pub struct Config {
     pub snapshot: bool,
     /// Connections of the snapshot's copy (default 4).
     pub pool_size: usize,
+    /// Tables to re-read while streaming (`--backfill`), if any.
+    pub(crate) backfill: Option<TableFilter>,
+    /// Rows per backfill query (`--backfill-chunk`, default 10000).
+    pub backfill_chunk: usize,
     /// Start here rather than at the slot's confirmed position, if later.
     pub start_lsn: Option<Lsn>,
     /// Stop cleanly once the stream reaches this position.
@@ -155,6 +159,8 @@ impl Config {
             drop_slot: false,
             snapshot: false,
             pool_size: 4,
+            backfill: None,
+            backfill_chunk: 10_000,
             start_lsn: None,
             end_lsn: None,
             max_changes: None,
@@ -179,6 +185,18 @@ impl Config {
     /// `--exclude-table` take them.
     pub fn set_tables(&mut self, include: &[String], exclude: &[String]) -> Result<()> {
         self.tables = TableFilter::new(include, exclude)?;
+        Ok(())
+    }
+
+    /// While streaming, re-reads the published tables that match one of
+    /// `patterns` (as [`Config::set_tables`] takes them) in key order, as
+    /// `read` events interleaved with the stream (`--backfill`); none: no
+    /// backfill.
+    pub fn set_backfill(&mut self, patterns: &[String]) -> Result<()> {
+        self.backfill = match patterns {
+            [] => None,
+            _ => Some(TableFilter::new(patterns, &[])?),
+        };
         Ok(())
     }
 
@@ -212,6 +230,9 @@ impl Config {
             return Err(Error::usage(
                 "--snapshot needs --create-slot: the snapshot is taken when this run creates the slot",
             ));
+        }
+        if self.backfill.is_some() && self.backfill_chunk == 0 {
+            return Err(Error::usage("--backfill-chunk must be at least 1"));
         }
         if self.snapshot && self.start_lsn.is_some() {
             return Err(Error::usage(

@@ -37,6 +37,16 @@ pub enum ValueKind {
     Timestamp,
     /// bytea: the hex form as a string.
     Bytea,
+    /// date: a string of its text output (Debezium: days since 1970).
+    Date,
+    /// time: a string of its text output (Debezium: µs or ms of the day).
+    Time,
+    /// timetz: a string of its text output (Debezium: ISO 8601 in UTC).
+    Timetz,
+    /// interval: a string of its ISO 8601 text (Debezium: µs).
+    Interval,
+    /// money: a string of its text output (Debezium: the plain amount).
+    Money,
     /// Everything else: a JSON string of the text output.
     Text,
     /// An array of `elem`, whose text form separates elements with `delim`.
@@ -93,6 +103,9 @@ pub enum Op {
     /// A streamed transaction was prepared (`Config::streaming` with
     /// `Config::two_phase`).
     StreamPrepare,
+    /// A table's backfill (`--backfill`) is complete: `rows` `read` events
+    /// came out for it.
+    BackfillDone,
 }
 
 impl Op {
@@ -114,6 +127,7 @@ impl Op {
             Op::CommitPrepared => "commit_prepared",
             Op::RollbackPrepared => "rollback_prepared",
             Op::StreamPrepare => "stream_prepare",
+            Op::BackfillDone => "backfill_done",
         }
     }
 
@@ -131,6 +145,7 @@ impl Op {
                 | Op::CommitPrepared
                 | Op::RollbackPrepared
                 | Op::StreamPrepare
+                | Op::BackfillDone
         )
     }
 }
@@ -167,6 +182,20 @@ pub struct Column {
     /// Part of the replica identity: the only columns a key-only old tuple
     /// carries.
     pub identity: bool,
+}
+
+#[cfg(test)]
+impl Column {
+    /// A column without type modifier, for the encoders' unit tests.
+    pub(crate) fn test(name: &str, kind: ValueKind, type_oid: u32, identity: bool) -> Column {
+        Column {
+            name: name.into(),
+            kind,
+            type_oid,
+            type_modifier: -1,
+            identity,
+        }
+    }
 }
 
 /// One column value as the server sent it.
@@ -314,6 +343,8 @@ pub struct Event<'a> {
     pub old: Option<Row<'a>>,
     /// The row after the change.
     pub new: Option<Row<'a>>,
+    /// `backfill_done`: how many rows the table's backfill read.
+    pub rows: Option<u64>,
 }
 
 impl<'a> Event<'a> {
@@ -337,6 +368,7 @@ impl<'a> Event<'a> {
             truncate: None,
             old: None,
             new: None,
+            rows: None,
         }
     }
 }

@@ -65,6 +65,7 @@ pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
 pub use event::{Event, Lsn, Op, ParseLsnError};
 pub use pipeline::{run, Control, SLOT_LOG};
+pub use sink::encode::Format;
 pub use sink::jsonl::{JsonLines, Reopen};
 pub use sink::{Completion, Handler, HandlerError};
 /// SQLSTATE codes, as [`ServerError::code`] holds them.

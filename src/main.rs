@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         _ => JsonLines::stdout().map_err(Error::Output),
     };
     let mut handler = match handler {
-        Ok(h) => h,
+        Ok(h) => h.with_format(cli.format(&config)),
         Err(e) => return fail(&e),
     };
     let reopen = file.map(|_| handler.reopen_handle());

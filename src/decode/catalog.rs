@@ -40,6 +40,9 @@ pub(crate) struct TableInfo {
 pub(crate) struct TableColumn {
     pub name: String,
     pub type_oid: u32,
+    /// `atttypmod` (-1: none), as pgoutput reports it: a time type's
+    /// precision, which the Debezium format needs.
+    pub type_modifier: i32,
     /// `GENERATED ALWAYS AS … STORED`.
     pub generated: bool,
     /// Varlena with a storage other than `plain`: its value can live

@@ -6,11 +6,11 @@ use crate::event::ValueKind;
 
 /// Built-in scalar types written as their text output (a JSON string).
 #[rustfmt::skip]
-const TEXT_OIDS: [u32; 43] = [
+const TEXT_OIDS: [u32; 38] = [
     18, 19, 22, 24, 25, 27, 28, 29, 30, // char name int2vector regproc text tid xid cid oidvector
     142, 600, 601, 602, 603, 604, 628, 718, // xml point lseg path box polygon line circle
-    650, 774, 790, 829, 869, 1042, 1043, // cidr macaddr8 money macaddr inet bpchar varchar
-    1082, 1083, 1186, 1266, 1560, 1562, // date time interval timetz bit varbit
+    650, 774, 829, 869, 1042, 1043, // cidr macaddr8 macaddr inet bpchar varchar
+    1560, 1562, // bit varbit
     2205, 2206, 2950, 3220, 3614, 3615, 4072, // regclass regtype uuid pg_lsn tsvector tsquery jsonpath
     3904, 3906, 3908, 3910, 3912, 3926, // int4range numrange tsrange tstzrange daterange int8range
 ];
@@ -55,6 +55,11 @@ fn scalar_kind(oid: u32) -> Option<ValueKind> {
         1184 => ValueKind::Timestamptz,
         1114 => ValueKind::Timestamp,
         17 => ValueKind::Bytea,
+        1082 => ValueKind::Date,
+        1083 => ValueKind::Time,
+        1266 => ValueKind::Timetz,
+        1186 => ValueKind::Interval,
+        790 => ValueKind::Money,
         _ if TEXT_OIDS.contains(&oid) => ValueKind::Text,
         _ => return None,
     })

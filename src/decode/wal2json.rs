@@ -357,11 +357,19 @@ impl Wal2Json {
                 ValueKind::Text
             });
             let identity = identity == b'f' || (identity != b'n' && key_names.contains(name));
+            // wal2json sends no type modifiers; the catalog has them.
+            let type_modifier = known
+                .and_then(|i| {
+                    i.columns
+                        .iter()
+                        .find(|c| c.name == *name && c.type_oid == *oid)
+                })
+                .map_or(-1, |c| c.type_modifier);
             rel_cols.push(Column {
                 name: name.clone(),
                 kind,
                 type_oid: *oid,
-                type_modifier: -1,
+                type_modifier,
                 identity,
             });
         }

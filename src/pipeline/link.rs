@@ -42,6 +42,8 @@ pub(super) enum Wake {
     Watchdog,
     /// A stop waited `STOP_GRACE` for the handler: give up on it.
     Deadline,
+    /// The backfill's chunk reader failed.
+    Backfill(Error),
 }
 
 /// A session's state apart from the connection and the decoder.
@@ -167,6 +169,12 @@ impl<'s> Link<'s> {
             report,
             reports,
         } = &mut self.requests;
+        let backfill = async {
+            match &mut self.st.backfill {
+                Some(b) => b.failed().await,
+                None => std::future::pending().await,
+            }
+        };
         Ok(tokio::select! {
             biased;
             // PRIORITY 1: a stop request: stop reading, flush, acknowledge.
@@ -184,6 +192,7 @@ impl<'s> Link<'s> {
             _ = report_asked(report, reports) => Wake::Report,
             _ = sleep_until_some(timers.stats) => Wake::Stats,
             _ = sleep_until_some(timers.watchdog) => Wake::Watchdog,
+            e = backfill => Wake::Backfill(e),
         })
     }
 
@@ -222,6 +231,7 @@ impl<'s> Link<'s> {
                 self.timers.watchdog = Timers::every(self.st.notifier.watchdog);
             }
             Wake::Deadline => return Ok(Flow::GiveUp),
+            Wake::Backfill(e) => return Err(e),
         }
         Ok(Flow::Go)
     }

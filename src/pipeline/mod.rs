@@ -6,6 +6,7 @@
 //! reading; [`emit`] decides which events reach the handler (filters, stop
 //! rules, counts); [`completions`] holds the handler's pending completions.
 
+mod backfill;
 mod completions;
 mod emit;
 mod link;
@@ -82,6 +83,8 @@ struct RunState {
     notifier: Notifier,
     /// Set once the first session has read the slot's position.
     started: bool,
+    /// `--backfill`'s progress.
+    backfill: Option<backfill::Backfill>,
 }
 
 /// How the caller steers a run: `shutdown` turning true asks for a clean
@@ -158,6 +161,7 @@ pub async fn run<H: Handler>(
         stats: Stats::default(),
         notifier: Notifier::from_env(&|k| std::env::var(k).ok()),
         started: false,
+        backfill: None,
     };
     let result = reconnect_loop(&config, handler, control.into(), &mut st).await;
     st.notifier.notify("STOPPING=1");
@@ -281,6 +285,9 @@ async fn session<H: Handler>(
             &started.server.params.host
         }
     ));
+    if let Some(backfill) = &mut st.backfill {
+        backfill.start(&started.server.params);
+    }
     let mut stream = Stream {
         repl: started.repl,
         catalog: started.catalog,

@@ -21,6 +21,8 @@ use crate::sql;
 use crate::sql::catalog::{CatalogConn, SlotInfo};
 use crate::sql::server::Server;
 
+use super::backfill::Backfill;
+
 use super::{status_interval, RunState, SLOT_LOG, SLOT_RELEASE_WAIT};
 
 /// A session ready to stream.
@@ -92,6 +94,9 @@ pub(super) async fn start_stream<H: Handler>(
         Plugin::PgOutput => pgoutput_options(config, catalog.server_version)?,
         Plugin::Wal2Json => wal2json_options(config, &catalog).await?,
     };
+    if !st.started {
+        st.backfill = Backfill::resolve(config, &catalog, plugin).await?;
+    }
 
     if config.failover && catalog.server_version < 170000 {
         return Err(Error::usage(
@@ -207,7 +212,13 @@ fn pgoutput_options(config: &Config, server_version: i32) -> Result<PluginSetup>
             commands::publication_names(&config.publications),
         ),
     ];
-    if config.include_messages {
+    if config.backfill.is_some() && server_version < 140000 {
+        return Err(Error::usage(
+            "--backfill needs PostgreSQL 14 or later (its watermarks are logical messages)",
+        ));
+    }
+    // The backfill's watermarks are messages too; it keeps them to itself.
+    if config.include_messages || config.backfill.is_some() {
         options.push(("messages", "true".into()));
     }
     if config.two_phase {
@@ -293,7 +304,12 @@ async fn wal2json_options(config: &Config, catalog: &CatalogConn) -> Result<Plug
             options.push(("filter-tables", list(&exclude)));
         }
     }
-    Ok((options, Box::new(Wal2Json::new(config.include_messages))))
+    Ok((
+        options,
+        Box::new(Wal2Json::new(
+            config.include_messages || config.backfill.is_some(),
+        )),
+    ))
 }
 
 /// wal2json's table-list escaping: a backslash before the characters its

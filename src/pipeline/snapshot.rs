@@ -9,7 +9,8 @@
 //! 2. A pool of `--pool-size` connections ([`super::pool`]) each imports
 //!    the snapshot (`BEGIN ISOLATION LEVEL REPEATABLE READ;
 //!    SET TRANSACTION SNAPSHOT …`) and copies tables from a shared queue,
-//!    biggest first, with `COPY (SELECT …) TO STDOUT` in text format. Rows
+//!    biggest first, a big table in ctid ranges that several connections
+//!    copy at once ([`parts`]), with `COPY (SELECT …) TO STDOUT` in text format. Rows
 //!    go to the handler as `read` events, in chunks of whole rows through a
 //!    bounded channel, so memory stays bounded and a slow handler slows the
 //!    copy down.
@@ -234,16 +235,16 @@ pub(crate) async fn take<H: Handler>(
     let tables = ticking(&mut progress, listing).await?;
     progress.copying(&tables);
     info!(
-        "snapshot: copying {} tables (about {} rows) over {} connections",
+        "snapshot: copying {} tables (about {} rows) over up to {} connections",
         tables.len(),
         progress.estimate,
-        config.pool_size.min(tables.len())
+        config.pool_size
     );
     copy(
         config,
         &pool,
         &name,
-        tables.into(),
+        Plan::new(tables, config.pool_size, catalog.server_version),
         point,
         handler,
         &mut progress,
@@ -304,13 +305,26 @@ async fn copy<H: Handler>(
     config: &Config,
     pool: &Pool,
     snapshot: &Arc<str>,
-    tables: Arc<[Table]>,
+    plan: Plan,
     point: Lsn,
     handler: &mut H,
     progress: &mut Progress<'_>,
 ) -> Result<()> {
-    let workers_wanted = config.pool_size.min(tables.len());
-    let queue = Arc::new(Mutex::new((0..tables.len()).collect::<VecDeque<_>>()));
+    let Plan { tables, parts } = plan;
+    let mut left = vec![0usize; tables.len()];
+    let mut copied = vec![0u64; tables.len()];
+    for part in &parts {
+        left[part.table] += 1;
+    }
+    for (t, &n) in tables.iter().zip(&left).filter(|(_, &n)| n > 1) {
+        let rel = &t.relation;
+        info!(
+            "snapshot: copying {}.{} in {n} ranges",
+            rel.schema, rel.name
+        );
+    }
+    let workers_wanted = config.pool_size.min(parts.len());
+    let queue = Arc::new(Mutex::new(parts));
     // Room for a chunk per task beyond the ones being filled: a full
     // channel stops the tasks reading their COPY (backpressure).
     let (tx, mut rx) = mpsc::channel(config.pool_size.max(2));
@@ -344,9 +358,13 @@ async fn copy<H: Handler>(
                     ticking(progress, delivered).await?;
                 }
                 Some(Piece::Done { table, rows }) => {
-                    progress.tables_done += 1;
-                    let rel = &tables[table].relation;
-                    debug!("snapshot: copied {}.{} ({rows} rows)", rel.schema, rel.name);
+                    copied[table] += rows;
+                    left[table] -= 1;
+                    if left[table] == 0 {
+                        progress.tables_done += 1;
+                        let rel = &tables[table].relation;
+                        debug!("snapshot: copied {}.{} ({} rows)", rel.schema, rel.name, copied[table]);
+                    }
                 }
                 None => break,
             },
@@ -419,19 +437,19 @@ async fn worker(
     pool: Pool,
     snapshot: Arc<str>,
     tables: Arc<[Table]>,
-    queue: Arc<Mutex<VecDeque<usize>>>,
+    queue: Arc<Mutex<VecDeque<Part>>>,
     tx: mpsc::Sender<Piece>,
 ) -> Result<()> {
     let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-    let Some(mut table) = next() else {
+    let Some(mut part) = next() else {
         return Ok(());
     };
     let conn = pool::get(&pool).await?;
     begin(&conn, &snapshot).await?;
     loop {
-        copy_table(&conn, &tables, table, &tx).await?;
+        copy_part(&conn, &tables, &part, &tx).await?;
         match next() {
-            Some(t) => table = t,
+            Some(p) => part = p,
             None => break,
         }
     }
@@ -441,18 +459,96 @@ async fn worker(
         .map_err(|e| pg_error(e, "ending the snapshot".into()))
 }
 
-/// Copies one table, sending its rows in chunks of whole rows.
-async fn copy_table(
+/// A table, or a range of its blocks, for one copy task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    table: usize,
+    /// Blocks `start..end` (`end` open for the last range), or the whole
+    /// table.
+    blocks: Option<(u64, Option<u64>)>,
+}
+
+/// The tables to copy, and the parts the copy tasks take them in.
+struct Plan {
+    tables: Arc<[Table]>,
+    parts: VecDeque<Part>,
+}
+
+impl Plan {
+    fn new(tables: Vec<Table>, pool_size: usize, server_version: i32) -> Plan {
+        let parts = parts(&tables, pool_size, server_version);
+        Plan {
+            tables: tables.into(),
+            parts,
+        }
+    }
+}
+
+/// Blocks below which a table is copied whole.
+const SPLIT_BLOCKS: u64 = 1024;
+
+/// The work of the copy tasks: each table whole, but a big one split into
+/// ctid ranges (TID range scans, 14+) so that the pool copies it in
+/// parallel, about two ranges per connection. The last range is open: the
+/// size is read at listing time.
+fn parts(tables: &[Table], pool_size: usize, server_version: i32) -> VecDeque<Part> {
+    let mut parts = VecDeque::new();
+    for (table, t) in tables.iter().enumerate() {
+        let blocks = t.blocks.unwrap_or(0);
+        if server_version < 140000 || pool_size < 2 || blocks < SPLIT_BLOCKS {
+            parts.push_back(Part {
+                table,
+                blocks: None,
+            });
+            continue;
+        }
+        let n = (pool_size as u64 * 2).min(blocks / (SPLIT_BLOCKS / 2));
+        let step = blocks.div_ceil(n);
+        let mut start = 0;
+        while start < blocks {
+            let end = start + step;
+            parts.push_back(Part {
+                table,
+                blocks: Some((start, (end < blocks).then_some(end))),
+            });
+            start = end;
+        }
+    }
+    parts
+}
+
+/// Copies one part of a table, sending its rows in chunks of whole rows.
+async fn copy_part(
     conn: &Pooled,
     tables: &[Table],
-    table: usize,
+    part: &Part,
     tx: &mpsc::Sender<Piece>,
 ) -> Result<()> {
-    let rel = &tables[table].relation;
+    let table = part.table;
+    let t = &tables[table];
+    let rel = &t.relation;
     let context = || format!("copying table {}.{}", rel.schema, rel.name);
+    let ranged;
+    let sql = match part.blocks {
+        None => t.copy_sql.as_str(),
+        Some((start, end)) => {
+            let mut conditions: Vec<String> = t.filter.iter().cloned().collect();
+            conditions.push(format!("ctid >= '({start},0)'::tid"));
+            if let Some(end) = end {
+                conditions.push(format!("ctid < '({end},0)'::tid"));
+            }
+            ranged = format!(
+                "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
+                t.select,
+                t.from,
+                conditions.join(" AND ")
+            );
+            &ranged
+        }
+    };
     let stream = conn
         .client()
-        .copy_out(tables[table].copy_sql.as_str())
+        .copy_out(sql)
         .await
         .map_err(|e| pg_error(e, context()))?;
     let mut stream = pin!(stream);
@@ -636,7 +732,55 @@ impl<'n> Progress<'n> {
 
 #[cfg(test)]
 mod tests {
-    use super::marker_name;
+    use super::{marker_name, parts, Part, SPLIT_BLOCKS};
+    use crate::event::Relation;
+    use crate::sql::tables::Table;
+
+    fn table(blocks: u64) -> Table {
+        Table {
+            relation: Relation {
+                schema: "s".into(),
+                name: "t".into(),
+                columns: vec![],
+                key: vec![],
+            },
+            copy_sql: String::new(),
+            select: String::new(),
+            from: String::new(),
+            filter: None,
+            bytes: 0,
+            blocks: Some(blocks),
+            rows_estimate: 0.0,
+        }
+    }
+
+    #[test]
+    fn big_tables_split_into_contiguous_ranges_ending_open() {
+        let tables = [table(10_000), table(10)];
+        let p = parts(&tables, 4, 170000);
+        let ranges: Vec<_> = p
+            .iter()
+            .filter(|p| p.table == 0)
+            .map(|p| p.blocks.unwrap())
+            .collect();
+        assert_eq!(ranges.len(), 8);
+        assert_eq!(ranges[0].0, 0);
+        for w in ranges.windows(2) {
+            assert_eq!(w[0].1, Some(w[1].0), "contiguous");
+        }
+        assert_eq!(ranges.last().unwrap().1, None, "the last range is open");
+        assert_eq!(
+            p.back(),
+            Some(&Part {
+                table: 1,
+                blocks: None
+            })
+        );
+        // Whole: before 14 (no TID range scans), one connection, small.
+        assert!(parts(&tables, 4, 130000).iter().all(|p| p.blocks.is_none()));
+        assert!(parts(&tables, 1, 170000).iter().all(|p| p.blocks.is_none()));
+        assert_eq!(parts(&[table(SPLIT_BLOCKS)], 4, 170000).len(), 2);
+    }
 
     #[test]
     fn marker_names_fit() {

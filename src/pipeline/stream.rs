@@ -19,6 +19,7 @@ use crate::replication::protocol::{pg_now, standby_status_update, CopyMessage};
 use crate::sink::Handler;
 use crate::sql::catalog::CatalogConn;
 
+use super::backfill::{Backfill, Seen};
 use super::emit::Action;
 use super::link::{Flow, Link};
 use super::{lookup_limit, silence_limit, CANCEL_GRACE, MAX_PENDING};
@@ -187,8 +188,21 @@ impl Stream<'_> {
                     match decoded {
                         Decoded::Done => {
                             for ev in events.iter() {
-                                let flow = deliver(&mut self.link, &mut self.repl, handler, ev);
-                                if flow.await? == Flow::GiveUp {
+                                let seen = match &mut self.link.st.backfill {
+                                    Some(backfill) => backfill.see(ev),
+                                    None => Seen::Pass,
+                                };
+                                let flow = match seen {
+                                    Seen::Pass => {
+                                        deliver(&mut self.link, &mut self.repl, handler, ev).await?
+                                    }
+                                    Seen::Skip => Flow::Go,
+                                    Seen::High => {
+                                        Backfill::emit(&mut self.link, &mut self.repl, handler, ev)
+                                            .await?
+                                    }
+                                };
+                                if flow == Flow::GiveUp {
                                     return Ok(Flow::GiveUp);
                                 }
                             }

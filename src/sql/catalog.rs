@@ -320,7 +320,7 @@ impl CatalogConn {
             .client
             .query(
                 &format!(
-                    "SELECT a.attname::text, a.atttypid, {generated}, a.attlen = -1 AND a.attstorage <> 'p' \
+                    "SELECT a.attname::text, a.atttypid, {generated}, a.attlen = -1 AND a.attstorage <> 'p', a.atttypmod \
                      FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
                      ORDER BY a.attnum"
                 ),
@@ -338,6 +338,7 @@ impl CatalogConn {
                     type_oid: r.get(1),
                     generated: r.get(2),
                     toastable: r.get(3),
+                    type_modifier: r.get(4),
                 })
                 .collect(),
         })

@@ -29,8 +29,17 @@ pub(crate) struct Table {
     pub relation: Relation,
     /// `COPY (SELECT …) TO STDOUT`.
     pub copy_sql: String,
+    /// The pieces of that `SELECT`, for queries of parts of the table (a
+    /// backfill's chunks): the column list, the `FROM` item and the
+    /// publications' row filter.
+    pub select: String,
+    pub from: String,
+    pub filter: Option<String>,
     /// On-disk size in bytes: the biggest tables are copied first.
     pub bytes: i64,
+    /// Its size in blocks when its rows are in its own heap (not a
+    /// partitioned table), so that it can be copied in ctid ranges.
+    pub blocks: Option<u64>,
     /// `pg_class.reltuples`: an estimate for progress (-1 or 0: unknown).
     pub rows_estimate: f64,
 }
@@ -104,18 +113,26 @@ pub(crate) async fn list(
             info.replica_identity,
             &columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         );
-        let (kind, bytes, rows_estimate) = size(conn, &schema, &name).await?;
+        let (kind, bytes, rows_estimate, block_size) = size(conn, &schema, &name).await?;
+        let blocks = (kind != "p" && block_size > 0).then(|| (bytes / block_size).max(0) as u64);
         let select: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let copy_sql = format!(
-            "COPY (SELECT {} FROM {}{}.{}{}) TO STDOUT",
-            select.join(", "),
+        let select = select.join(", ");
+        let from = format!(
+            "{}{}.{}",
             // A partitioned table's rows are in its partitions; any other
             // table's children are listed (and copied) on their own.
             if kind == "p" { "" } else { "ONLY " },
             quote_ident(&schema),
             quote_ident(&name),
-            match &publication.filters {
-                Some(f) => format!(" WHERE ({})", f.join(") OR (")),
+        );
+        let filter = publication
+            .filters
+            .as_ref()
+            .map(|f| format!("({})", f.join(") OR (")));
+        let copy_sql = format!(
+            "COPY (SELECT {select} FROM {from}{}) TO STDOUT",
+            match &filter {
+                Some(f) => format!(" WHERE {f}"),
                 None => String::new(),
             }
         );
@@ -129,7 +146,7 @@ pub(crate) async fn list(
                     name: c.name.clone(),
                     kind: crate::event::ValueKind::Text, // resolved below
                     type_oid: c.type_oid,
-                    type_modifier: -1,
+                    type_modifier: c.type_modifier,
                     identity: key.contains(&i),
                 })
                 .collect(),
@@ -140,7 +157,11 @@ pub(crate) async fn list(
             Table {
                 relation,
                 copy_sql,
+                select,
+                from,
+                filter,
                 bytes,
+                blocks,
                 rows_estimate,
             },
             oids,
@@ -296,7 +317,7 @@ async fn user_tables(conn: &CatalogConn) -> Result<BTreeMap<(String, String), Pu
 
 /// A table's `relkind`, size in bytes (a partitioned table's: its
 /// partitions') and row estimate.
-async fn size(conn: &CatalogConn, schema: &str, name: &str) -> Result<(String, i64, f64)> {
+async fn size(conn: &CatalogConn, schema: &str, name: &str) -> Result<(String, i64, f64, i64)> {
     let tree = if conn.server_version >= 120000 {
         "CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0)::int8 \
          FROM pg_partition_tree(c.oid) t) ELSE pg_relation_size(c.oid) END"
@@ -307,14 +328,15 @@ async fn size(conn: &CatalogConn, schema: &str, name: &str) -> Result<(String, i
         .client()
         .query_one(
             &format!(
-                "SELECT c.relkind::text, {tree}, c.reltuples::float8 FROM pg_class c \
+                "SELECT c.relkind::text, {tree}, c.reltuples::float8, \
+                 current_setting('block_size')::int8 FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2"
             ),
             &[&schema, &name],
         )
         .await
         .map_err(|e| pg_error(e, format!("reading the size of {schema}.{name}")))?;
-    Ok((row.get(0), row.get(1), row.get(2)))
+    Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
 }
 
 #[cfg(test)]

@@ -119,3 +119,27 @@ pub fn minify(text: &str) -> String {
     }
     out
 }
+
+/// One line of pgstream's output: its raw text (for key order and number
+/// text) and its parsed value. Each test module adds the accessors its
+/// format needs.
+#[derive(Clone)]
+pub struct Line {
+    pub raw: String,
+    pub v: Value,
+}
+
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+impl Line {
+    /// The `op` field (both formats have one).
+    pub fn op(&self) -> &str {
+        self.v["op"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no op: {}", self.raw))
+    }
+}

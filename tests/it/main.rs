@@ -4,9 +4,11 @@
 //! cluster per test process, a database per test. Run with `cargo test` (or
 //! `make test`, which installs the server and wal2json first when it can).
 
+mod backfill;
 mod catalog;
 mod channel_binding;
 mod conventions;
+mod debezium;
 mod errors;
 mod faults;
 mod files;

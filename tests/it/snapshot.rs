@@ -828,3 +828,67 @@ fn interrupted_snapshot_is_never_skipped() {
         quote_literal(&slot)
     ));
 }
+
+/// A big table is copied in ctid ranges over the pool, inside the one
+/// exported snapshot: every row exactly once, as in the table.
+#[test]
+fn big_table_in_parallel_ranges_comes_out_exactly_once() {
+    let db = Cluster::shared().new_db("snap_big");
+    db.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, v int);
+         INSERT INTO big SELECT g, g % 1000 FROM generate_series(1, 1000000) g;
+         CREATE PUBLICATION p FOR TABLE big;",
+    );
+    let slot = format!("{}_s", db.name);
+    let flags = [
+        "--publication",
+        "p",
+        "--snapshot",
+        "--pool-size",
+        "4",
+        "--end-lsn",
+        "now",
+    ];
+    let out = run(
+        &args(&db, &slot, "pgoutput", &flags),
+        &[],
+        Duration::from_secs(300),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    if crate::harness::server_major() >= 14 {
+        assert!(
+            out.stderr.contains("copying public.big in 8 ranges"),
+            "{}",
+            out.stderr
+        );
+    }
+    // A million lines: read with string searches, not a JSON parser.
+    let number = |line: &str, after: &str| -> i64 {
+        let at = line
+            .find(after)
+            .unwrap_or_else(|| panic!("no {after} in {line}"))
+            + after.len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().expect("a number")
+    };
+    let mut ids = Vec::with_capacity(1_000_000);
+    let mut sum = 0i64;
+    for line in &out.stdout_lines {
+        assert!(
+            line.starts_with(r#"{"op":"read","schema":"public","table":"big""#),
+            "{line}"
+        );
+        ids.push(number(line, r#""new":{"id":"#));
+        sum += number(line, r#","v":"#);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids.len(), 1_000_000);
+    assert!(
+        ids.iter().copied().eq(1..=1_000_000),
+        "each row exactly once"
+    );
+    assert_eq!(sum.to_string(), db.sql("SELECT sum(v) FROM big"));
+}

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::harness::{
     format_lsn, parse_lsn, run, run_lines, server_major, Cluster, TestDb, TIMEOUT,
 };
-use crate::jsontext::{entries, minify};
+use crate::jsontext::{entries, minify, Line};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -108,26 +108,7 @@ impl Stream {
     }
 }
 
-/// One output line: its raw text and its parsed value.
-#[derive(Clone)]
-struct Line {
-    raw: String,
-    v: Value,
-}
-
-impl std::fmt::Debug for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.raw)
-    }
-}
-
 impl Line {
-    fn op(&self) -> &str {
-        self.v["op"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no op: {}", self.raw))
-    }
-
     fn table(&self) -> Option<&str> {
         self.v.get("table").and_then(Value::as_str)
     }

@@ -13,6 +13,10 @@ fn oids() {
     assert_eq!(builtin_kind(17), Some(K::Bytea));
     assert_eq!(builtin_kind(2950), Some(K::Text));
     assert_eq!(
+        [1082, 1083, 1266, 1186, 790].map(builtin_kind),
+        [K::Date, K::Time, K::Timetz, K::Interval, K::Money].map(Some)
+    );
+    assert_eq!(
         builtin_kind(1007),
         Some(K::Array {
             elem: Box::new(K::Int),

@@ -60,6 +60,7 @@ fn table_info(name: &str) -> TableInfo {
                 type_oid: oid,
                 generated: name == "g",
                 toastable: !fixed.contains(&oid),
+                type_modifier: -1,
             })
             .collect(),
     };
@@ -136,7 +137,7 @@ fn answer(req: &CatalogRequest, cat: &mut Catalog) {
 /// An event as its JSON line; commits also show the end LSN.
 fn line(ev: &Event<'_>) -> String {
     let mut out = Vec::new();
-    crate::sink::encode::Format::Pgstream.write_event(&mut out, ev);
+    crate::sink::encode::Encoder::new(&Default::default()).write_event(&mut out, ev);
     let line = String::from_utf8(out).unwrap().trim_end().to_owned();
     match ev.end_lsn {
         Some(end) => format!("{line} end={end}"),

@@ -22,6 +22,9 @@ pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         out.extend_from_slice(b",\"table\":");
         write_json_str(out, rel.name.as_bytes());
     }
+    if let Some(rows) = ev.rows {
+        let _ = write!(out, ",\"rows\":{rows}");
+    }
     if let Some(lsn) = ev.lsn {
         write_lsn_field(out, "lsn", lsn);
     }
@@ -224,13 +227,7 @@ mod tests {
     use crate::event::{Column, Message, Op, RawDatum, Relation, TruncateFlags, ValueKind};
 
     fn rel() -> Relation {
-        let col = |name: &str, kind, identity| Column {
-            name: name.into(),
-            kind,
-            type_oid: 25,
-            type_modifier: -1,
-            identity,
-        };
+        let col = |name, kind, identity| Column::test(name, kind, 25, identity);
         Relation {
             schema: "public".into(),
             name: "orders".into(),

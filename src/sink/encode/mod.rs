@@ -1,29 +1,70 @@
 //! Event → message body, for every sink (SPEC §9).
 //!
-//! A format is one [`Format`] variant and one module that lays an event out;
-//! the value mapping they share (PostgreSQL text output → JSON values, strings,
-//! timestamps, base64) is [`value`], so a new format maps no value twice.
+//! A format is one [`Format`] variant and one module that lays an event out
+//! ([`json`] pgstream's, [`debezium`] Debezium's); the value mapping they
+//! share (parsing PostgreSQL's text output; JSON strings, numbers,
+//! timestamps, base64) is [`value`], so a new format parses no value twice.
 //! Everything writes straight into the caller's buffer: no allocation per
 //! event.
 
+mod debezium;
 mod json;
 pub(crate) mod value;
 
 use crate::event::Event;
 
-/// How an event is laid out as a message body (`--format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum Format {
+/// How each event is laid out (`--format`, docs/output.md): a property of
+/// the encoder that every sink shares, so every sink writes either.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
     /// pgstream's own JSON line (SPEC §2).
     #[default]
     Pgstream,
+    /// The change events of Debezium's PostgreSQL connector, as its JSON
+    /// converter writes them (SPEC §9). Only row changes and truncates are
+    /// written.
+    Debezium {
+        /// `source.name` (`--topic-prefix`; the binary's default is the
+        /// slot name).
+        topic_prefix: String,
+        /// `source.db`: the database's name.
+        database: String,
+    },
 }
 
-impl Format {
-    /// Appends `event` as one line (with its `\n`) to `out`.
-    pub(crate) fn write_event(self, out: &mut Vec<u8>, event: &Event<'_>) {
+/// A [`Format`] at work, with what it remembers between events.
+#[derive(Debug)]
+pub(crate) enum Encoder {
+    Pgstream,
+    Debezium(Box<debezium::Debezium>),
+}
+
+impl Encoder {
+    pub(crate) fn new(format: &Format) -> Encoder {
+        match format {
+            Format::Pgstream => Encoder::Pgstream,
+            Format::Debezium {
+                topic_prefix,
+                database,
+            } => Encoder::Debezium(Box::new(debezium::Debezium::new(topic_prefix, database))),
+        }
+    }
+
+    /// Appends what `event` becomes, whole lines each with its `\n`: one
+    /// (pgstream), or zero to two (Debezium).
+    pub(crate) fn write_event(&mut self, out: &mut Vec<u8>, event: &Event<'_>) {
         match self {
-            Format::Pgstream => json::write_event(out, event),
+            Encoder::Pgstream => json::write_event(out, event),
+            Encoder::Debezium(d) => d.write_event(out, event),
+        }
+    }
+
+    /// Called when a unit of work ends (`Handler::commit`, whose event is
+    /// `commit`): appends what the format held back for it, if anything.
+    pub(crate) fn commit(&mut self, out: &mut Vec<u8>, commit: &Event<'_>) {
+        if let Encoder::Debezium(d) = self {
+            d.commit(out, commit);
         }
     }
 }

@@ -28,12 +28,18 @@ pub(crate) fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
         ValueKind::Int => write_int(out, text),
         ValueKind::Float => write_float(out, text, false),
         ValueKind::Float4 => write_float(out, text, true),
-        ValueKind::Numeric | ValueKind::Text => None,
+        ValueKind::Numeric
+        | ValueKind::Money
+        | ValueKind::Date
+        | ValueKind::Time
+        | ValueKind::Timetz
+        | ValueKind::Interval
+        | ValueKind::Text => None,
         ValueKind::Json => write_json(out, text),
         ValueKind::Timestamptz => write_timestamp(out, text, true),
         ValueKind::Timestamp => write_timestamp(out, text, false),
         ValueKind::Bytea => write_bytea(out, text),
-        ValueKind::Array { elem, delim } => write_array(out, elem, *delim, text),
+        ValueKind::Array { elem, delim } => write_array(out, elem, *delim, text, &write_value),
     };
     if written.is_none() {
         out.truncate(start);
@@ -96,14 +102,54 @@ fn write_hex(out: &mut Vec<u8>, v: u32) {
 
 /// Writes `bytes` as a quoted standard base64 string, with padding.
 pub(crate) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    out.push(b'"');
-    for chunk in bytes.chunks(3) {
-        let n = (chunk.iter().enumerate()).fold(0, |n, (k, &b)| n | usize::from(b) << (16 - 8 * k));
-        let digits = (0..=chunk.len()).map(|k| B64[n >> (18 - 6 * k) & 63]);
-        out.extend(digits.chain(std::iter::repeat(b'=')).take(4));
+    let mut b64 = Base64::start(out);
+    bytes.iter().for_each(|&b| b64.push(b));
+    b64.finish();
+}
+
+/// A quoted base64 string written a byte at a time (for bytes decoded on
+/// the fly, as bytea's): [`start`](Base64::start), `push`, `finish`.
+pub(crate) struct Base64<'a> {
+    out: &'a mut Vec<u8>,
+    /// Up to three bytes not yet written, and how many.
+    bits: usize,
+    len: usize,
+}
+
+impl<'a> Base64<'a> {
+    pub(crate) fn start(out: &'a mut Vec<u8>) -> Base64<'a> {
+        out.push(b'"');
+        Base64 {
+            out,
+            bits: 0,
+            len: 0,
+        }
     }
-    out.push(b'"');
+
+    pub(crate) fn push(&mut self, b: u8) {
+        self.bits = self.bits << 8 | usize::from(b);
+        self.len += 1;
+        if self.len == 3 {
+            self.emit();
+        }
+    }
+
+    /// The last bytes, the padding and the closing quote.
+    pub(crate) fn finish(mut self) {
+        if self.len > 0 {
+            self.emit();
+        }
+        self.out.push(b'"');
+    }
+
+    fn emit(&mut self) {
+        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let n = self.bits << (8 * (3 - self.len));
+        let digits = (0..=self.len).map(|k| B64[n >> (18 - 6 * k) & 63]);
+        self.out
+            .extend(digits.chain(std::iter::repeat(b'=')).take(4));
+        (self.bits, self.len) = (0, 0);
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -521,20 +567,35 @@ impl Cur<'_> {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]][ BC]` → quoted ISO 8601,
-/// converted to UTC (`Z`) when `tz`.
-fn write_timestamp(out: &mut Vec<u8>, t: &[u8], tz: bool) -> Option<()> {
-    let mut c = Cur(t, 0);
-    let year = c.num(4, 9)?;
-    let (month, day) = (c.field(b'-', 12)?, c.field(b'-', 31)?);
-    (c.eat(b' ') || c.eat(b'T')).then_some(())?;
+/// A timestamp's fields: the proleptic Gregorian date (astronomical year),
+/// the second of the day, and the fraction as printed (`""` or `.` and
+/// digits); in UTC when it had an offset.
+pub(crate) struct Stamp<'a> {
+    pub(crate) y: i64,
+    pub(crate) m: i64,
+    pub(crate) d: i64,
+    pub(crate) secs: i64,
+    pub(crate) frac: &'a [u8],
+}
+
+/// A time of day's fields: the second of the day, the fraction as printed,
+/// and the offset east of UTC in seconds (0 without one).
+pub(crate) struct Clock<'a> {
+    pub(crate) secs: i64,
+    pub(crate) frac: &'a [u8],
+    pub(crate) offset: i64,
+}
+
+/// `HH:MM:SS[.ffffff]`, then `±HH[:MM[:SS]]` when `tz`; hour 24 only as
+/// `24:00:00` (time's upper bound).
+fn clock<'a>(c: &mut Cur<'a>, tz: bool) -> Option<Clock<'a>> {
     let secs =
-        c.num(2, 2).filter(|&h| h < 24)? * 3600 + c.field(b':', 59)? * 60 + c.field(b':', 59)?;
+        c.num(2, 2).filter(|&h| h <= 24)? * 3600 + c.field(b':', 59)? * 60 + c.field(b':', 59)?;
     let frac_start = c.1;
     if c.eat(b'.') {
         c.num(1, 12)?;
     }
-    let frac = &t[frac_start..c.1];
+    let frac = &c.0[frac_start..c.1];
     let mut offset = 0;
     if tz {
         let sign = match (c.eat(b'+'), c.eat(b'-')) {
@@ -551,7 +612,18 @@ fn write_timestamp(out: &mut Vec<u8>, t: &[u8], tz: bool) -> Option<()> {
         }
         offset *= sign;
     }
-    let bc = match t.get(c.1..)? {
+    Some(Clock { secs, frac, offset })
+}
+
+/// `YYYY-MM-DD` (the year as printed, 1 BC being 1).
+fn ymd(c: &mut Cur<'_>) -> Option<(i64, i64, i64)> {
+    let year = c.num(4, 9)?;
+    Some((year, c.field(b'-', 12)?, c.field(b'-', 31)?))
+}
+
+/// Checks a date and turns a BC year (` BC` after the value) astronomical.
+fn civil(c: &Cur<'_>, (year, month, day): (i64, i64, i64)) -> Option<(i64, i64, i64)> {
+    let bc = match c.0.get(c.1..)? {
         b"" => false,
         b" BC" => true,
         _ => return None,
@@ -561,15 +633,55 @@ fn write_timestamp(out: &mut Vec<u8>, t: &[u8], tz: bool) -> Option<()> {
     }
     // Astronomical year numbering: 1 BC is year 0.
     let year = if bc { 1 - year } else { year };
-    if day > days_in_month(year, month) {
-        return None;
-    }
-    let (mut y, mut m, mut d, mut secs) = (year, month, day, secs);
+    (day <= days_in_month(year, month)).then_some((year, month, day))
+}
+
+/// `YYYY-MM-DD[ BC]`, a `date`'s text.
+pub(crate) fn parse_date(t: &[u8]) -> Option<(i64, i64, i64)> {
+    let mut c = Cur(t, 0);
+    let date = ymd(&mut c)?;
+    civil(&c, date)
+}
+
+/// `HH:MM:SS[.ffffff]` (`time`), with an offset when `tz` (`timetz`).
+pub(crate) fn parse_time(t: &[u8], tz: bool) -> Option<Clock<'_>> {
+    let mut c = Cur(t, 0);
+    let clock = clock(&mut c, tz)?;
+    (c.1 == t.len()).then_some(clock)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]][ BC]`, converted to UTC
+/// when `tz` (which requires the offset).
+pub(crate) fn parse_timestamp(t: &[u8], tz: bool) -> Option<Stamp<'_>> {
+    let mut c = Cur(t, 0);
+    let date = ymd(&mut c)?;
+    (c.eat(b' ') || c.eat(b'T')).then_some(())?;
+    let Clock { secs, frac, offset } = clock(&mut c, tz).filter(|k| k.secs < 86_400)?;
+    let (mut y, mut m, mut d) = civil(&c, date)?;
+    let mut secs = secs;
     if offset != 0 {
         let s = secs - offset;
         (y, m, d) = civil_from_days(days_from_civil(y, m, d) + s.div_euclid(86_400));
         secs = s.rem_euclid(86_400);
     }
+    Some(Stamp {
+        y,
+        m,
+        d,
+        secs,
+        frac,
+    })
+}
+
+/// A timestamp's text → quoted ISO 8601, in UTC (`Z`) when `tz`.
+fn write_timestamp(out: &mut Vec<u8>, t: &[u8], tz: bool) -> Option<()> {
+    let Stamp {
+        y,
+        m,
+        d,
+        secs,
+        frac,
+    } = parse_timestamp(t, tz)?;
     out.push(b'"');
     write_date_time(out, y, m, d, secs);
     out.extend_from_slice(frac);
@@ -587,7 +699,7 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -609,18 +721,26 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, the year at least 4 digits and signed when
-/// negative; `m`, `d` and `secs` (of the day) are in range.
-fn write_date_time(out: &mut Vec<u8>, y: i64, m: i64, d: i64, secs: i64) {
+/// negative.
+pub(crate) fn write_date_time(out: &mut Vec<u8>, y: i64, m: i64, d: i64, secs: i64) {
     if y < 0 {
         out.push(b'-');
     }
     write_uint(out, y.unsigned_abs(), 4);
-    let two = |v: i64| PAIRS[v as usize % 100];
-    let [m, d, h, min, s] = [m, d, secs / 3600, secs / 60 % 60, secs % 60].map(two);
-    out.extend_from_slice(&[
-        b'-', m[0], m[1], b'-', d[0], d[1], b'T', h[0], h[1], b':', min[0], min[1], b':', s[0],
-        s[1],
-    ]);
+    let [m, d] = [m, d].map(two_digits);
+    out.extend_from_slice(&[b'-', m[0], m[1], b'-', d[0], d[1], b'T']);
+    write_clock(out, secs);
+}
+
+/// `HH:MM:SS` of a second of the day.
+pub(crate) fn write_clock(out: &mut Vec<u8>, secs: i64) {
+    let [h, m, s] = [secs / 3600, secs / 60 % 60, secs % 60].map(two_digits);
+    out.extend_from_slice(&[h[0], h[1], b':', m[0], m[1], b':', s[0], s[1]]);
+}
+
+/// The last two decimal digits of `v`, in one lookup.
+fn two_digits(v: i64) -> [u8; 2] {
+    PAIRS[v.rem_euclid(100) as usize]
 }
 
 /// `00` to `99`: numbers are written two digits per lookup.
@@ -664,6 +784,26 @@ fn write_bytea(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
         return Some(());
     }
     out.extend_from_slice(b"\"\\\\x");
+    decode_bytea(t, |b| {
+        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+    })?;
+    out.push(b'"');
+    Some(())
+}
+
+/// Hands each byte of a bytea's text (hex or escape form) to `f`; `None`
+/// when the text is neither.
+pub(crate) fn decode_bytea(t: &[u8], mut f: impl FnMut(u8)) -> Option<()> {
+    if let Some(hex) = t.strip_prefix(b"\\x") {
+        let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        for pair in hex.chunks(2) {
+            f(digit(pair[0])? << 4 | digit(pair[1])?);
+        }
+        return Some(());
+    }
     let mut i = 0;
     while let Some(&c) = t.get(i) {
         let (b, len) = match (c, t.get(i + 1..i + 4)) {
@@ -674,10 +814,9 @@ fn write_bytea(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
             (b'\\', _) => return None,
             _ => (c, 1),
         };
-        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        f(b);
         i += len;
     }
-    out.push(b'"');
     Some(())
 }
 
@@ -731,7 +870,7 @@ enum Arr {
 /// Writes a quoted array element with backslash escapes, unescaped in a
 /// reused per-thread buffer. It is taken out while in use, so elements of
 /// nested kinds each get their own.
-fn write_unescaped(out: &mut Vec<u8>, elem: &ValueKind, body: &[u8]) {
+fn write_unescaped(out: &mut Vec<u8>, elem: &ValueKind, body: &[u8], write: &WriteValue<'_>) {
     let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
     buf.clear();
     let mut k = 0;
@@ -740,14 +879,24 @@ fn write_unescaped(out: &mut Vec<u8>, elem: &ValueKind, body: &[u8]) {
         buf.extend(body.get(k));
         k += 1;
     }
-    write_value(out, elem, &buf);
+    write(out, elem, &buf);
     if buf.capacity() <= 1 << 16 {
         let _ = SCRATCH.try_with(|s| s.set(buf));
     }
 }
 
-/// Parses an array literal of any dimension into nested JSON arrays.
-fn write_array(out: &mut Vec<u8>, elem: &ValueKind, delim: u8, t: &[u8]) -> Option<()> {
+/// How a format writes one value (an array's elements).
+pub(crate) type WriteValue<'a> = dyn Fn(&mut Vec<u8>, &ValueKind, &[u8]) + 'a;
+
+/// Parses an array literal of any dimension into nested JSON arrays, each
+/// element written by `write`.
+pub(crate) fn write_array(
+    out: &mut Vec<u8>,
+    elem: &ValueKind,
+    delim: u8,
+    t: &[u8],
+    write: &WriteValue<'_>,
+) -> Option<()> {
     let mut i = skip_ws(t, skip_dims(t)?);
     (t.get(i) == Some(&b'{')).then_some(())?;
     out.push(b'[');
@@ -786,9 +935,9 @@ fn write_array(out: &mut Vec<u8>, elem: &ValueKind, delim: u8, t: &[u8]) -> Opti
                 }
                 let body = t.get(i + 1..j)?;
                 if escaped {
-                    write_unescaped(out, elem, body);
+                    write_unescaped(out, elem, body, write);
                 } else {
-                    write_value(out, elem, body);
+                    write(out, elem, body);
                 }
                 i = j + 1;
                 Arr::Next
@@ -811,7 +960,7 @@ fn write_array(out: &mut Vec<u8>, elem: &ValueKind, delim: u8, t: &[u8]) -> Opti
                 if token.eq_ignore_ascii_case(b"NULL") {
                     out.extend_from_slice(b"null");
                 } else {
-                    write_value(out, elem, token);
+                    write(out, elem, token);
                 }
                 i += len;
                 Arr::Next
@@ -822,4 +971,4 @@ fn write_array(out: &mut Vec<u8>, elem: &ValueKind, delim: u8, t: &[u8]) -> Opti
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,14 +22,15 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::event::Event;
-use crate::sink::encode::Format;
+use crate::sink::encode::{Encoder, Format};
 use crate::sink::{Completion, Handler, HandlerError};
 use writer::{Chunk, Progress, Requests, Target, Writer};
 
 /// A chunk is handed to the writer once this big, even mid-transaction.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Writes each event as one JSON line (docs/output.md). A transaction is
+/// Writes each event as one JSON line (docs/output.md), in pgstream's
+/// format or another ([`with_format`](Self::with_format)). A transaction is
 /// complete once its lines are written and flushed (and, for a file,
 /// fsynced).
 ///
@@ -42,6 +43,8 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// ```
 pub struct JsonLines {
     writer: Writer,
+    /// Lays the events out.
+    encoder: Encoder,
     /// Lines not yet handed to the writer.
     out: Vec<u8>,
     /// Number of the last chunk handed over.
@@ -96,12 +99,31 @@ impl JsonLines {
         Ok(JsonLines {
             out: writer.buffer(),
             writer,
+            encoder: Encoder::new(&Format::Pgstream),
             handed: 0,
             promised: 0,
             open: false,
             tail_open: false,
             asked: 0,
         })
+    }
+
+    /// Writes the events in `format` (`--format`) instead of pgstream's.
+    ///
+    /// ```no_run
+    /// # fn f() -> std::io::Result<()> {
+    /// use pgstream::{Format, JsonLines};
+    ///
+    /// let out = JsonLines::stdout()?.with_format(Format::Debezium {
+    ///     topic_prefix: "shop".into(),
+    ///     database: "shop".into(),
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_format(mut self, format: Format) -> JsonLines {
+        self.encoder = Encoder::new(&format);
+        self
     }
 
     /// A handle that asks for the file to be reopened (log rotation); it
@@ -195,7 +217,7 @@ impl std::fmt::Debug for JsonLines {
 
 impl Handler for JsonLines {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
-        Format::Pgstream.write_event(&mut self.out, event);
+        self.encoder.write_event(&mut self.out, event);
         self.open = true;
         if self.out.len() >= CHUNK_BYTES {
             self.hand_over(false).await?;
@@ -203,7 +225,8 @@ impl Handler for JsonLines {
         Ok(())
     }
 
-    async fn commit(&mut self, _commit: &Event<'_>) -> Result<Completion, HandlerError> {
+    async fn commit(&mut self, commit: &Event<'_>) -> Result<Completion, HandlerError> {
+        self.encoder.commit(&mut self.out, commit);
         self.open = false;
         // The writer must learn that the unit ended: when a reopen waits
         // for it, or when the unit's last line went in a chunk handed over
