@@ -818,8 +818,9 @@ def callgrind_top(path, n=8):
     for line in r.stdout.splitlines():
         m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
         if m and "PROGRAM TOTALS" not in line:
+            # "path/file.rs:function [object]" -> "function"
             name = re.sub(r" \[[^]]*\]$", "", m.group(3))
-            top.append((float(m.group(2)), name.split(":", 1)[-1] if "???" in name else name))
+            top.append((float(m.group(2)), re.sub(r"^\S*?\.(rs|S|c|h):", "", name)))
         if len(top) == n:
             break
     return top
@@ -1477,7 +1478,7 @@ when it arrives on the consumer's stdout; latency = arrival − `c`.
         print("\n## Latency\n")
         print(lat_table)
     if tgt:
-        print("\n## Targets (issue 8)\n")
+        print("\n## Targets (issues 8 and 18)\n")
         print("\n".join(tgt))
     print(f"\nbench: total {total_s:.0f} s")
     if args.output != "-":
