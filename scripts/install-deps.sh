@@ -83,19 +83,17 @@ else
     log "WARNING: systemd-analyze is missing; the test of docs/pgstream.service is skipped." \
         "Install it: apt-get install systemd"
 fi
-if command -v strace >/dev/null 2>&1; then
-    log "strace: $(command -v strace)"
-elif can_apt && apt_install strace; then
-    log "strace installed"
-else
-    log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
-        "Install it: apt-get install strace"
-fi
-if command -v valgrind >/dev/null 2>&1; then
-    log "valgrind: $(command -v valgrind)"
-elif can_apt && apt_install valgrind; then
-    log "valgrind installed"
-else
-    log "WARNING: valgrind is not installed; make bench prints no instructions per change." \
-        "Install it: apt-get install valgrind"
-fi
+# Installs a tool's package (named as the tool) when the tool is missing;
+# `why` says what goes without it.
+ensure_tool() {
+    local tool=$1 why=$2
+    if command -v "$tool" >/dev/null 2>&1; then
+        log "$tool: $(command -v "$tool")"
+    elif can_apt && apt_install "$tool"; then
+        log "$tool installed"
+    else
+        log "WARNING: $tool is not installed; $why. Install it: apt-get install $tool"
+    fi
+}
+ensure_tool strace "the fsync test in tests/it/files.rs will fail"
+ensure_tool valgrind "make bench prints no instructions per change"
