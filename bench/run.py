@@ -202,6 +202,8 @@ CONSUMERS = {
     "rl_pgo": ("pg_recvlogical pgoutput", "pgoutput", None),
     "pgs_pgo": ("pgstream pgoutput", "pgoutput", "rl_pgo"),
     "pgs_wc": ("pgstream pgoutput \\| wc -l", "pgoutput", "rl_pgo"),
+    # The same with --metrics-addr: its ratio is to pgstream without it.
+    "pgs_met": ("pgstream pgoutput --metrics-addr", "pgoutput", "pgs_pgo"),
     "rl_w2j": ("pg_recvlogical wal2json", "wal2json", None),
     "pgs_w2j": ("pgstream wal2json", "wal2json", "rl_w2j"),
 }
@@ -504,6 +506,9 @@ def consumer_cmd(key, slot, end_lsn, pgstream, bindir):
     if key in ("pgs_pgo", "pgs_wc"):
         return [pgstream, "-d", "postgres", "-S", slot, "--publication", PUB,
                 "--end-lsn", end_lsn, "-q"]
+    if key == "pgs_met":
+        return [pgstream, "-d", "postgres", "-S", slot, "--publication", PUB,
+                "--end-lsn", end_lsn, "-q", "--metrics-addr", "127.0.0.1:0"]
     if key == "pgs_w2j":
         return [pgstream, "-d", "postgres", "-S", slot, "-P", "wal2json", "--publication", PUB,
                 "--end-lsn", end_lsn, "-q"]
@@ -1053,7 +1058,7 @@ def fmt(v, spec=".2f", none="—"):
 
 def table_rows(wl, w2j_supported, w2j_installed):
     rows = []
-    for key in ["rl_pgo", "pgs_pgo", "pgs_wc", "rl_w2j", "pgs_w2j"]:
+    for key in ["rl_pgo", "pgs_pgo", "pgs_met", "pgs_wc", "rl_w2j", "pgs_w2j"]:
         label, plugin, ref = CONSUMERS[key]
         ms = wl["res"].get(key)
         if key == "pgs_w2j" and not w2j_supported:
@@ -1295,7 +1300,7 @@ def main():
         log(f"bench: {pgs_version} ({pgstream})")
         w2j_supported, w2j_installed, probe_note = probe_wal2json(cl, pgstream, runner)
         log(f"bench: pgstream wal2json support: {'yes' if w2j_supported else 'no'} ({probe_note})")
-        active = ["rl_pgo", "pgs_pgo", "pgs_wc"]
+        active = ["rl_pgo", "pgs_pgo", "pgs_met", "pgs_wc"]
         if w2j_installed:
             active.append("rl_w2j")
         if w2j_supported:

@@ -5,6 +5,7 @@
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 #   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
 #   - valgrind (make bench counts instructions per change with callgrind).
+#   - prometheus and promtool (tests/it/metrics.rs scrapes pgstream with them).
 # Installing needs root and apt-get. A missing server is an error (the tests
 # cannot run); a missing wal2json is a warning here, and the wal2json tests
 # then fail with the command that installs it.
@@ -97,3 +98,11 @@ ensure_tool() {
 }
 ensure_tool strace "the fsync test in tests/it/files.rs will fail"
 ensure_tool valgrind "make bench prints no instructions per change"
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+    log "prometheus: $(command -v prometheus)"
+elif can_apt && apt_install prometheus && command -v promtool >/dev/null 2>&1; then
+    log "prometheus installed"
+else
+    log "WARNING: prometheus/promtool are not installed; the metrics tests in tests/it/metrics.rs will fail." \
+        "Install them: apt-get install prometheus"
+fi

@@ -2,42 +2,26 @@
 //! with `user:password@`) from `ps` by overwriting it in the process's own
 //! argument strings, which is what `/proc/PID/cmdline` shows.
 //!
-//! glibc passes `argc, argv, envp` to `.init_array` functions; we keep
-//! `argv` from there (the standard library only hands out copies).
-
-use std::ffi::{c_char, c_int};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-
-static ARGC: AtomicUsize = AtomicUsize::new(0);
-static ARGV: AtomicPtr<*mut c_char> = AtomicPtr::new(std::ptr::null_mut());
-
-#[used]
-#[link_section = ".init_array"]
-static CAPTURE: extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) = capture;
-
-extern "C" fn capture(argc: c_int, argv: *mut *mut c_char, _envp: *mut *mut c_char) {
-    ARGC.store(usize::try_from(argc).unwrap_or(0), Ordering::Relaxed);
-    ARGV.store(argv, Ordering::Relaxed);
-}
+//! The kernel says where those strings are: `arg_start` and `arg_end` in
+//! `/proc/self/stat` (Linux 3.5+). That holds under any C library; glibc's
+//! habit of passing `argv` to `.init_array` functions does not (musl does
+//! not, and the static binary is built with musl).
 
 /// Overwrites `secret` with `*`s in the arguments that can carry it (a
 /// conninfo string or a URI: they contain `=` or `://`). Call once the
 /// arguments have been parsed (they are not read again).
 pub fn hide(secret: &str) {
     let secret = secret.as_bytes();
-    let argv = ARGV.load(Ordering::Relaxed);
-    if secret.is_empty() || argv.is_null() {
+    let Some((start, end)) = arg_area().filter(|_| !secret.is_empty()) else {
         return;
-    }
-    for i in 0..ARGC.load(Ordering::Relaxed) {
-        // SAFETY: argv holds argc valid pointers to NUL-terminated strings
-        // that belong to this process for its whole life.
-        let arg = unsafe { *argv.add(i) };
-        if arg.is_null() {
-            continue;
-        }
-        let len = unsafe { libc::strlen(arg) };
-        let bytes = unsafe { std::slice::from_raw_parts_mut(arg.cast::<u8>(), len) };
+    };
+    // SAFETY: [arg_start, arg_end) is this process's own argument block on
+    // its initial stack: mapped and writable for the process's whole life.
+    // Nothing in Rust holds a reference into it (the standard library
+    // copies the arguments out when asked), and this runs while the
+    // process has one thread.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    for bytes in area.split_mut(|&b| b == 0) {
         let carries = bytes.contains(&b'=') || bytes.windows(3).any(|w| w == b"://");
         if !carries {
             continue;
@@ -50,6 +34,22 @@ pub fn hide(secret: &str) {
             at = start + secret.len();
         }
     }
+}
+
+/// `arg_start` and `arg_end` of `/proc/self/stat`.
+fn arg_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_arg_area(&stat)
+}
+
+/// The 48th and 49th fields of a `stat` line (proc(5)), counted after the
+/// command name, which may hold spaces and parentheses.
+fn parse_arg_area(stat: &str) -> Option<(usize, usize)> {
+    let after_comm = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = after_comm.split_ascii_whitespace().skip(48 - 3);
+    let start: usize = fields.next()?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    (start != 0 && start < end).then_some((start, end))
 }
 
 /// Masks the `password` of `scheme://user:password@host…`, however it is
@@ -72,6 +72,17 @@ fn mask_uri_password(arg: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn arg_area_is_read_past_an_odd_command_name() {
+        let rest: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        let stat = format!("4242 (a) b (c) {}\n", rest.join(" "));
+        assert_eq!(super::parse_arg_area(&stat), Some((48, 49)));
+        assert_eq!(super::parse_arg_area("4242 (x) S 1"), None);
+        // This process's own: its first argument is the test binary.
+        let (start, end) = super::arg_area().unwrap();
+        assert!(end - start >= std::env::args().next().unwrap().len());
+    }
+
     #[test]
     fn uri_passwords_are_masked() {
         let mut a = b"postgres://me:p%40ss@db:5432/x?password=no".to_vec();

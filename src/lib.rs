@@ -29,6 +29,8 @@
 //!   end is reached, or an [`Error`] no reconnection can cure.
 //! - [`Handler`]: receives each [`Event`] and completes transactions with a
 //!   [`Completion`]; every sink is one, [`JsonLines`] is the binary's.
+//! - [`status`]: the database's logical slots, their lag and retained WAL
+//!   (`pgstream status`).
 //! - [`event`]: the event model, borrowed from pgstream's buffers, with the
 //!   table ([`event::Relation`]), typed values ([`event::Row::to_json`])
 //!   and WAL positions ([`Lsn`]).
@@ -51,11 +53,13 @@ mod decode;
 mod error;
 pub mod event;
 mod filter;
+mod metrics;
 mod pipeline;
 mod replication;
 mod sink;
 mod sql;
 mod stats;
+pub mod status;
 mod systemd;
 mod tls;
 
@@ -64,6 +68,7 @@ pub use conninfo::ConnArgs;
 pub use decode::DecodeError;
 pub use error::{Error, Result, ServerError};
 pub use event::{Event, Lsn, Op, ParseLsnError};
+pub use metrics::Metrics;
 pub use pipeline::{run, Control, SLOT_LOG};
 pub use sink::encode::Format;
 pub use sink::jsonl::{JsonLines, Reopen};

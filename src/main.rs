@@ -6,13 +6,13 @@
 mod argv;
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::Cli;
+use cli::{Cli, Command};
 use futures_util::StreamExt;
-use pgstream::{Control, Error, JsonLines};
+use pgstream::{Control, Error, JsonLines, Metrics};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tokio::sync::watch;
@@ -20,17 +20,13 @@ use tokio::sync::watch;
 fn main() -> ExitCode {
     cli::unset_empty_env();
     let cli = Cli::parse();
-    if let Some(command) = &cli.command {
-        return match command.run(&mut std::io::stdout().lock()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("pgstream: {e}");
-                ExitCode::from(1)
-            }
-        };
+    if let Some(Command::Print(print)) = &cli.command {
+        return printed(print.run(&mut std::io::stdout().lock()));
     }
     init_logger(&cli);
+    if let Some(Command::Status) = &cli.command {
+        return status(&cli);
+    }
     let config = match cli.config(&|k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -52,17 +48,15 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let reopen = file.map(|_| handler.reopen_handle());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("pgstream: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
+        let metrics = match &cli.metrics_addr {
+            Some(addr) => Some(serve_metrics(addr).await?),
+            None => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (report_tx, report_rx) = watch::channel(());
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
@@ -96,6 +90,7 @@ fn main() -> ExitCode {
             Control {
                 shutdown: stop_rx,
                 report: report_rx,
+                metrics,
             },
         )
         .await
@@ -107,6 +102,65 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// Listens on `--metrics-addr` (a port in use is a usage error) and serves
+/// the run's metrics there from a task of its own.
+async fn serve_metrics(addr: &str) -> Result<Metrics, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::usage(format!("cannot listen on --metrics-addr {addr}: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        log::info!("serving metrics on http://{local}/metrics and health on /healthz");
+    }
+    let metrics = Metrics::new();
+    tokio::spawn(metrics.clone().serve(listener));
+    Ok(metrics)
+}
+
+/// `pgstream status`: JSON lines, or a table when stdout is a terminal.
+fn status(cli: &Cli) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let slots = runtime.block_on(pgstream::status::slots(
+        &cli.conn_args(),
+        cli.slot.as_deref(),
+    ));
+    let slots = match slots {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let mut out = std::io::stdout().lock();
+    printed(if out.is_terminal() {
+        pgstream::status::write_table(&slots, &mut out)
+    } else {
+        pgstream::status::write_json_lines(&slots, &mut out)
+    })
+}
+
+/// The exit code after printing: a closed pipe is no failure.
+fn printed(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgstream: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The single-threaded runtime pgstream runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("pgstream: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
 }
 
 fn fail(e: &Error) -> ExitCode {

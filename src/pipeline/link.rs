@@ -20,6 +20,7 @@ use crate::replication::protocol::{pg_now, standby_status_update};
 use crate::sink::{Completion, Handler, HandlerError};
 
 use super::{stop_requested, RunState, Stop, STOP_GRACE};
+use crate::metrics::State;
 
 /// Whether the session goes on, or a stop gave up waiting for the handler
 /// (its grace ran out).
@@ -208,6 +209,7 @@ impl<'s> Link<'s> {
         match wake {
             Wake::Stop => {
                 info!("stopping");
+                self.st.metrics.set_state(State::Stopping);
                 self.st.notifier.notify("STOPPING=1");
                 self.stop.request(Stop::Signal);
             }
@@ -296,6 +298,7 @@ impl<'s> Link<'s> {
     pub(super) fn completed(&mut self, lsn: Lsn) {
         self.st.ack.completed(lsn);
         self.st.stats.written = self.st.stats.written.max(lsn);
+        self.st.metrics.written(self.st.stats.written);
     }
 
     pub(super) async fn send_status(
@@ -307,6 +310,7 @@ impl<'s> Link<'s> {
         debug!("status update: flushed {lsn}");
         if lsn != self.st.stats.acked {
             self.st.stats.acked = lsn;
+            self.st.metrics.acknowledged(lsn);
             self.st.notifier.notify(&format!(
                 "STATUS=streaming from slot {}, acknowledged {}",
                 self.config.slot, lsn

@@ -31,6 +31,7 @@ use crate::config::{Config, EndLsn};
 use crate::decode::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
+use crate::metrics::{Metered, Metrics, State};
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sink::Handler;
@@ -81,20 +82,23 @@ struct RunState {
     end_lsn: Option<Lsn>,
     stats: Stats,
     notifier: Notifier,
+    metrics: Metrics,
     /// Set once the first session has read the slot's position.
     started: bool,
     /// `--backfill`'s progress.
     backfill: Option<backfill::Backfill>,
 }
 
-/// How the caller steers a run: `shutdown` turning true asks for a clean
-/// stop (what SIGINT and SIGTERM do to the binary); each change of
-/// `report` asks for a progress line in the log (SIGUSR1).
+/// How the caller steers and watches a run: `shutdown` turning true asks
+/// for a clean stop (what SIGINT and SIGTERM do to the binary); each change
+/// of `report` asks for a progress line in the log (SIGUSR1); `metrics`,
+/// if given, is kept up to date (`--metrics-addr`).
 ///
 /// ```
 /// let (stop, shutdown) = tokio::sync::watch::channel(false);
 /// let (report, reports) = tokio::sync::watch::channel(());
-/// let control = pgstream::Control { shutdown, report: reports };
+/// let metrics = pgstream::Metrics::new();
+/// let control = pgstream::Control { shutdown, report: reports, metrics: Some(metrics.clone()) };
 /// // Later: report.send(()) logs a progress line, stop.send(true) stops.
 /// # drop((stop, report, control));
 /// ```
@@ -104,6 +108,8 @@ pub struct Control {
     pub shutdown: watch::Receiver<bool>,
     /// Each change logs a progress line.
     pub report: watch::Receiver<()>,
+    /// Updated as the run goes; serve it with [`Metrics::serve`].
+    pub metrics: Option<Metrics>,
 }
 
 impl Control {
@@ -111,7 +117,11 @@ impl Control {
     pub fn new(shutdown: watch::Receiver<bool>) -> Control {
         // A sender dropped at once: `report` never fires.
         let (_, report) = watch::channel(());
-        Control { shutdown, report }
+        Control {
+            shutdown,
+            report,
+            metrics: None,
+        }
     }
 }
 
@@ -151,6 +161,12 @@ pub async fn run<H: Handler>(
     if config.drop_slot {
         return drop_slot(&config).await;
     }
+    let control = control.into();
+    let metrics = control.metrics.clone().unwrap_or_default();
+    let mut handler = Metered {
+        inner: handler,
+        metrics: metrics.clone(),
+    };
     let mut st = RunState {
         ack: Ack::new(Lsn::ZERO, status_interval(&config, None)),
         completions: Completions::default(),
@@ -160,10 +176,12 @@ pub async fn run<H: Handler>(
         },
         stats: Stats::default(),
         notifier: Notifier::from_env(&|k| std::env::var(k).ok()),
+        metrics,
         started: false,
         backfill: None,
     };
-    let result = reconnect_loop(&config, handler, control.into(), &mut st).await;
+    let result = reconnect_loop(&config, &mut handler, control, &mut st).await;
+    st.metrics.set_state(State::Stopping);
     st.notifier.notify("STOPPING=1");
     if st.started {
         info!("{}", st.stats.summary());
@@ -181,6 +199,7 @@ async fn reconnect_loop<H: Handler>(
     let Control {
         mut shutdown,
         mut report,
+        ..
     } = control;
     let mut catalog = Catalog::default();
     let mut backoff = Duration::from_secs(1);
@@ -203,11 +222,14 @@ async fn reconnect_loop<H: Handler>(
                     backoff = Duration::from_secs(1);
                 }
                 warn!("{e}; retrying in {}s", backoff.as_secs());
+                st.metrics.set_state(State::Backoff(e.to_string()));
                 tokio::select! {
                     _ = sleep(backoff) => {}
                     _ = stop_requested(&mut shutdown) => return Ok(()),
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                st.metrics.reconnecting();
+                st.metrics.set_state(State::Connecting);
             }
             Err(e) => return Err(e),
         }
@@ -276,6 +298,7 @@ async fn session<H: Handler>(
         r = start_stream(config, st, handler) => r?,
     };
     *streamed = true;
+    st.metrics.set_state(State::Streaming);
     st.notifier.notify(&format!(
         "READY=1\nSTATUS=streaming from slot {} on {}",
         config.slot,

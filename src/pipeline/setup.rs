@@ -14,6 +14,7 @@ use crate::decode::wal2json::{self, Wal2Json};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::Lsn;
+use crate::metrics::State;
 use crate::replication::commands;
 use crate::replication::conn::ReplicationConn;
 use crate::sink::Handler;
@@ -134,6 +135,7 @@ pub(super) async fn start_stream<H: Handler>(
                 .unwrap_or(Lsn::ZERO)
         }
         None if config.snapshot => {
+            st.metrics.set_state(State::Snapshot);
             snapshot::take(
                 config,
                 &server.params,

@@ -155,7 +155,11 @@ impl Stream<'_> {
             CopyMessage::Keepalive { wal_end, reply } => {
                 let st = &mut *self.link.st;
                 st.stats.server = st.stats.server.max(wal_end);
+                st.metrics.received(wal_end, st.stats.server);
                 if !st.ack.in_txn() {
+                    if st.completions.is_empty() && !self.link.dirty {
+                        st.metrics.caught_up();
+                    }
                     // Everything before it is complete once the handler has
                     // completed what it holds.
                     let flow = self.link.flush(&mut self.repl, handler, Some(wal_end));
@@ -175,6 +179,7 @@ impl Stream<'_> {
             } => {
                 let st = &mut *self.link.st;
                 st.stats.server = st.stats.server.max(wal_end);
+                st.metrics.received(wal_start, st.stats.server);
                 loop {
                     let mut events = Events::new();
                     let decoded = self
@@ -282,6 +287,7 @@ impl Stream<'_> {
         if matches!(&result, Ok(()) | Err(Error::Output(_) | Error::Handler(_))) {
             let lsn = link.st.ack.report(Instant::now());
             link.st.stats.acked = lsn;
+            link.st.metrics.acknowledged(lsn);
             debug!("final status update: flushed {lsn}");
             repl.send(|buf| standby_status_update(lsn, pg_now(), false, buf))
                 .await?;

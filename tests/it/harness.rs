@@ -1597,9 +1597,13 @@ impl Drop for TestDb {
 // Processes
 // ---------------------------------------------------------------------------
 
-/// Path of the binary under test.
+/// Path of the binary under test: cargo's, or `PGSTREAM_TEST_BIN` (the
+/// static binary, in `make test-static`).
 pub fn pgstream_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pgstream"))
+    match std::env::var_os("PGSTREAM_TEST_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_pgstream")),
+    }
 }
 
 /// Path of the crate's example `name`, which `cargo test` builds next to
