@@ -60,13 +60,13 @@ BASE_ROW = (
 # --------------------------------------------------------------------------
 
 
-def wl_inserts(n, tx):
+def wl_inserts(n, tx, row=BASE_ROW):
     return [BASE_DDL], f"""
 DO $$
 DECLARE n bigint := {n}; t bigint := {tx}; i bigint := 0; k bigint; total bigint := 0;
 BEGIN
   WHILE i < n LOOP
-    INSERT INTO {TABLE} SELECT {BASE_ROW} FROM generate_series(i + 1, least(i + t, n)) g;
+    INSERT INTO {TABLE} SELECT {row} FROM generate_series(i + 1, least(i + t, n)) g;
     GET DIAGNOSTICS k = ROW_COUNT; total := total + k;
     COMMIT;
     i := i + t;
@@ -219,7 +219,18 @@ SNAP_SMALL_TABLES = 3
 SNAP_DESC = ("{big} rows in table snap_big plus {k} tables snap_small_1..{k} of {small} rows "
              "(bench row shape), published, then copied: pgstream --snapshot --end-lsn now "
              "(a new slot per run) vs psql \\copy of each table one after another")
-ALL_WORKLOADS = list(WORKLOADS) + [SNAPSHOT]
+# Instructions per change (issue 18): inserts of the bench row with an md5 text
+# and a 3-key jsonb, drained once per consumer under callgrind. Instruction
+# counts hardly move on a busy machine, unlike wall and CPU times.
+CALLGRIND = "callgrind"
+CALLGRIND_DEFAULT = 100_000
+CALLGRIND_ROW = (
+    "g, g::int, md5(g::text), clock_timestamp(), g * 1.25,"
+    " jsonb_build_object('k', g, 'tag', 'x', 'md5', md5(g::text)), g % 2 = 0"
+)
+CALLGRIND_DESC = ("{n} inserts in transactions of {tx} (b an md5, e a 3-key jsonb), drained "
+                  "once per consumer under `valgrind --tool=callgrind`")
+ALL_WORKLOADS = list(WORKLOADS) + [SNAPSHOT, CALLGRIND]
 
 
 def log(msg):
@@ -791,6 +802,120 @@ SNAP_HEADER = ["consumer", "rows", "wall s median (min–max)", "rows/s", "clien
 
 
 # --------------------------------------------------------------------------
+# Instructions per change (issue 18)
+# --------------------------------------------------------------------------
+
+
+def callgrind_totals(path):
+    """The total instruction count (Ir, every thread) of a callgrind out file."""
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return None
+
+
+def callgrind_top(path, n=8):
+    """The n functions with the most instructions of their own, as
+    (share %, name), from callgrind_annotate."""
+    r = subprocess.run(["callgrind_annotate", "--inclusive=no", str(path)],
+                       capture_output=True, text=True)
+    top = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            # "path/file.rs:function [object]" -> "function"
+            name = re.sub(r" \[[^]]*\]$", "", m.group(3))
+            top.append((float(m.group(2)), re.sub(r"^\S*?\.(rs|S|c|h):", "", name)))
+        if len(top) == n:
+            break
+    return top
+
+
+def run_callgrind(size, args, cl, runner, active, pgstream, valgrind):
+    """Drains one backlog per consumer under callgrind: instructions per change."""
+    ddl, sql = wl_inserts(size, args.tx_size, CALLGRIND_ROW)
+    cl.psql(f"DROP TABLE IF EXISTS {TABLE}; DROP PUBLICATION IF EXISTS {PUB};\n"
+            + ";\n".join(ddl) + f";\nCREATE PUBLICATION {PUB} FOR TABLE {TABLE};")
+    keys = [k for k in active if k != "pgs_wc"]
+    cl.psql("\n".join(f"SELECT pg_create_logical_replication_slot('cg_{k}', '{CONSUMERS[k][1]}');"
+                      for k in keys))
+    desc = CALLGRIND_DESC.format(n=f"{size:,}", tx=f"{args.tx_size:,}")
+    log(f"[{CALLGRIND}] workload: {desc}")
+    _, notices = cl.psql(sql, notices=True)
+    mt = re.search(r"bench_changes=(\d+)", notices)
+    if not mt:
+        raise BenchError(f"workload {CALLGRIND} reported no change count: {notices}")
+    changes = int(mt.group(1))
+    end_lsn = cl.psql("SELECT pg_current_wal_flush_lsn();").strip()
+    res, cmds = {}, {}
+    for key in keys:
+        out = Path(args.workdir) / f"callgrind.{key}.out"
+        cmd = consumer_cmd(key, f"cg_{key}", end_lsn, pgstream, cl.bindir)
+        if key.startswith("pgs"):
+            cmd[cmd.index("--end-lsn") + 1] = "now"
+        vg = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
+        m = runner.run(vg + cmd, timeout=args.timeout or max(900, changes // 100))
+        ir = callgrind_totals(out) if m.rc == 0 and out.exists() else None
+        r = dict(m=m, ir=ir, top=callgrind_top(out) if ir and key.startswith("pgs") else [])
+        res[key] = r
+        shown = consumer_cmd(key, f"cg_{key}", "<LSN>", "pgstream", cl.bindir)
+        if key.startswith("pgs"):
+            shown[shown.index("--end-lsn") + 1] = "now"
+        cmds[key] = "valgrind --tool=callgrind " + display_cmd(shown)
+        log(f"[{CALLGRIND}] {CONSUMERS[key][0]:28s} "
+            + (f"{ir:,} instructions, {ir / changes:,.0f} per change" if ir else
+               f"FAILED: {m.note or 'no callgrind totals'}"))
+    cl.psql("\n".join(f"SELECT pg_drop_replication_slot('cg_{k}');" for k in keys)
+            + f"\nDROP TABLE {TABLE}; DROP PUBLICATION {PUB}; CHECKPOINT;")
+    return dict(size=size, desc=desc, changes=changes, res=res, cmds=cmds, keys=keys)
+
+
+def callgrind_rows(cg):
+    rows = []
+    for key in cg["keys"]:
+        label, _, ref = CONSUMERS[key]
+        r = cg["res"][key]
+        if not r["ir"]:
+            rows.append([label, f"{cg['changes']:,}", "FAILED", "—", "—", r["m"].note])
+            continue
+        ratio = "—"
+        if ref and cg["res"].get(ref, {}).get("ir"):
+            ratio = f"{r['ir'] / cg['res'][ref]['ir']:.1f}×"
+        rows.append([label, f"{cg['changes']:,}", f"{r['ir']:,}",
+                     f"{r['ir'] / cg['changes']:,.0f}", ratio, ""])
+    return rows
+
+
+CG_HEADER = ["consumer", "changes", "instructions (Ir)", "per change", "÷ pg_recvlogical",
+             "notes"]
+
+
+def callgrind_md(cg, why_not):
+    if not cg:
+        return why_not
+    cmds = "\n".join(f"    {c}" for c in cg["cmds"].values())
+    tops = []
+    for key in cg["keys"]:
+        if cg["res"][key]["top"]:
+            funcs = ", ".join(f"`{name}` {pct:.1f} %" for pct, name in cg["res"][key]["top"])
+            tops.append(f"- {CONSUMERS[key][0]}: {funcs}")
+    return f"""Every instruction the consumer process executes (all threads), counted by
+`valgrind --tool=callgrind`, divided by the changes drained: {cg['desc']}. The counts
+hardly move on a busy machine, so they show what a change costs pgstream's own code.
+Output to /dev/null; one run per consumer.
+
+{md_table(CG_HEADER, callgrind_rows(cg))}
+
+Where the instructions go (self cost, from `callgrind_annotate --inclusive=no`):
+
+{chr(10).join(tops)}
+
+Commands (slot `cg_<consumer>`):
+
+{cmds}"""
+
+
+# --------------------------------------------------------------------------
 # Latency
 # --------------------------------------------------------------------------
 
@@ -1027,6 +1152,25 @@ def targets(wls, lat, w2j_supported):
     return out
 
 
+def callgrind_targets(cg):
+    """Issue 18: at most 2,000 instructions per change on pgoutput; wal2json
+    cut in proportion (printed against its count before, 12,500 → 2,000)."""
+    if not cg:
+        return []
+    out = []
+    for key, goal in (("pgs_pgo", 2000), ("pgs_w2j", None)):
+        ir = cg["res"].get(key, {}).get("ir")
+        if not ir:
+            continue
+        per = ir / cg["changes"]
+        if goal:
+            out.append(f"- Instructions per change ≤ {goal:,} (pgoutput, callgrind): {per:,.0f} — "
+                       f"{'met' if per <= goal else '**not met**'}")
+        else:
+            out.append(f"- Instructions per change, wal2json (callgrind): {per:,.0f}")
+    return out
+
+
 def args_tx(wl):
     return f"{ARGS.tx_size:,}"
 
@@ -1078,6 +1222,9 @@ def main():
     ap.add_argument(f"--{SNAPSHOT}", type=int, default=None, metavar="N",
                     help=f"rows of the big table of '{SNAPSHOT}' (default {SNAP_BIG_DEFAULT:,}); "
                     f"see --snapshot-small")
+    ap.add_argument(f"--{CALLGRIND}", type=int, default=None, metavar="N",
+                    help=f"inserts drained under callgrind (default {CALLGRIND_DEFAULT:,}); "
+                    "skipped when valgrind is not installed")
     ap.add_argument("--snapshot-small", type=int, default=None, metavar="N",
                     help=f"rows of each of the {SNAP_SMALL_TABLES} smaller tables of "
                     f"'{SNAPSHOT}' (default {SNAP_SMALL_DEFAULT:,})")
@@ -1106,7 +1253,7 @@ def main():
             ap.error(f"unknown workload {w!r}; choose from {', '.join(ALL_WORKLOADS)}")
     sizes = {}
     for w in wanted:
-        if w == SNAPSHOT:
+        if w in (SNAPSHOT, CALLGRIND):
             continue
         v = getattr(args, w)
         sizes[w] = v if v is not None else max(1, int(WORKLOADS[w][1] * args.scale))
@@ -1125,6 +1272,8 @@ def main():
         ap.error("--pool-sizes takes comma-separated integers")
     if not pools or any(not 1 <= n <= 64 for n in pools) or len(set(pools)) != len(pools):
         ap.error("--pool-sizes: distinct values from 1 to 64")
+    cg_size = args.callgrind if args.callgrind is not None else max(
+        1, int(CALLGRIND_DEFAULT * args.scale))
     if args.snapshot_tables < 0 or snap_big < 1 or snap_small < 1:
         ap.error("snapshot sizes must be ≥ 1 (and --snapshot-tables ≥ 0)")
 
@@ -1158,12 +1307,20 @@ def main():
             active.append("pgs_w2j")
         wls = []
         for w in wanted:
-            if w != SNAPSHOT:
+            if w not in (SNAPSHOT, CALLGRIND):
                 wls.append(run_workload(w, sizes[w], args, cl, runner, active, pgstream))
         snap = None
         if SNAPSHOT in wanted:
             snap = run_snapshot(snap_big, snap_small, args.snapshot_tables, pools, args, cl,
                                 runner, pgstream)
+        cg, cg_why = None, "(not run in this invocation; `--workloads callgrind` runs it)"
+        if CALLGRIND in wanted:
+            valgrind = shutil.which("valgrind")
+            if valgrind:
+                cg = run_callgrind(cg_size, args, cl, runner, active, pgstream, valgrind)
+            else:
+                cg_why = "n/a: valgrind is not installed (`make deps` installs it as root)"
+                log(f"bench: {cg_why}")
         lat = []
         if not args.no_latency:
             keys = ["pgs_pgo"] + (["pgs_w2j"] if w2j_supported else []) + (
@@ -1226,7 +1383,7 @@ def main():
             lat_rows.append([l["label"], "0", "—", "—", "—", l.get("note", "")])
     lat_table = md_table(["consumer", "lines / commits", "p50 ms", "p99 ms", "max ms", "notes"],
                          lat_rows) if lat_rows else ""
-    tgt = targets(wls, lat, w2j_supported)
+    tgt = targets(wls, lat, w2j_supported) + callgrind_targets(cg)
 
     mi = machine_info()
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -1240,6 +1397,8 @@ def main():
             f"- **{wl['name']}**: {wdesc} "
             f"→ {wl['changes']:,} changes, {wl['wal_mb']:,.0f} MB of WAL, written in "
             f"{wl['gen_s']:.1f} s")
+    if cg:
+        wl_lines.append(f"- **{CALLGRIND}**: {cg['desc']} → {cg['changes']:,} changes")
     if snap:
         wl_lines.append(
             f"- **{SNAPSHOT}**: {snap['desc']} → {snap['rows']:,} rows, {snap['data_mb']:,.0f} MB "
@@ -1294,6 +1453,10 @@ Produced by `make bench` (`bench/run.py`); this file is overwritten on every run
 
 {snapshot_md(snap, args)}
 
+## Instructions per change (issue 18)
+
+{callgrind_md(cg, cg_why)}
+
 ## Latency
 
 Steady load: pgbench, one client, `-R {args.latency_rate}` single-row commits per second for
@@ -1303,9 +1466,9 @@ when it arrives on the consumer's stdout; latency = arrival − `c`.
 
 {lat_table}
 
-## Targets (issue 8)
+## Targets (issues 8 and 18)
 
-{chr(10).join(tgt) if tgt else '(the inserts workload was not run)'}
+{chr(10).join(tgt) if tgt else '(neither the inserts nor the callgrind workload was run)'}
 """
     print()
     print("## Backlog drain\n")
@@ -1313,11 +1476,14 @@ when it arrives on the consumer's stdout; latency = arrival − `c`.
     if snap_table:
         print("\n## Snapshot (issue 5)\n")
         print(snap_table)
+    if cg:
+        print("\n## Instructions per change (callgrind)\n")
+        print(md_table(CG_HEADER, callgrind_rows(cg)))
     if lat_table:
         print("\n## Latency\n")
         print(lat_table)
     if tgt:
-        print("\n## Targets (issue 8)\n")
+        print("\n## Targets (issues 8 and 18)\n")
         print("\n".join(tgt))
     print(f"\nbench: total {total_s:.0f} s")
     if args.output != "-":

@@ -4,6 +4,7 @@
 #   - the wal2json output plugin for that server's major version, and
 #   - systemd-analyze (package systemd), which checks docs/pgstream.service.
 #   - strace (tests/it/files.rs watches pgstream's fsync calls with it).
+#   - valgrind (make bench counts instructions per change with callgrind).
 #   - prometheus and promtool (tests/it/metrics.rs scrapes pgstream with them).
 #   - nats-server and redis-server (tests/it/sinks.rs starts its own brokers).
 # Installing needs root and apt-get. A missing server is an error (the tests
@@ -84,14 +85,20 @@ else
     log "WARNING: systemd-analyze is missing; the test of docs/pgstream.service is skipped." \
         "Install it: apt-get install systemd"
 fi
-if command -v strace >/dev/null 2>&1; then
-    log "strace: $(command -v strace)"
-elif can_apt && apt_install strace; then
-    log "strace installed"
-else
-    log "WARNING: strace is not installed; the fsync test in tests/it/files.rs will fail." \
-        "Install it: apt-get install strace"
-fi
+# Installs a tool's package (named as the tool) when the tool is missing;
+# `why` says what goes without it.
+ensure_tool() {
+    local tool=$1 why=$2
+    if command -v "$tool" >/dev/null 2>&1; then
+        log "$tool: $(command -v "$tool")"
+    elif can_apt && apt_install "$tool"; then
+        log "$tool installed"
+    else
+        log "WARNING: $tool is not installed; $why. Install it: apt-get install $tool"
+    fi
+}
+ensure_tool strace "the fsync test in tests/it/files.rs will fail"
+ensure_tool valgrind "make bench prints no instructions per change"
 if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
     log "prometheus: $(command -v prometheus)"
 elif can_apt && apt_install prometheus && command -v promtool >/dev/null 2>&1; then

@@ -6,7 +6,9 @@
 
 use std::io::Write as _;
 
-use super::value::{write_base64, write_json_str, write_timestamp_micros, write_value};
+use super::value::{
+    write_base64, write_json_str, write_lsn, write_timestamp_micros, write_uint, write_value,
+};
 use crate::event::{Datum, Event, Lsn, Row};
 
 /// Appends `event` as one JSON line (with its `\n`) to `out`.
@@ -27,10 +29,12 @@ pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         write_lsn_field(out, "lsn", lsn);
     }
     if let Some(xid) = ev.xid {
-        let _ = write!(out, ",\"xid\":{xid}");
+        write_key(out, "xid");
+        write_uint(out, xid.into(), 1);
     }
     if let Some(subxid) = ev.subxid {
-        let _ = write!(out, ",\"subxid\":{subxid}");
+        write_key(out, "subxid");
+        write_uint(out, subxid.into(), 1);
     }
     if let Some(gid) = ev.gid {
         out.extend_from_slice(b",\"gid\":");
@@ -132,8 +136,18 @@ impl Row<'_> {
     }
 }
 
+/// Writes `,"name":`, the start of a member after the first.
+fn write_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 fn write_lsn_field(out: &mut Vec<u8>, name: &str, lsn: Lsn) {
-    let _ = write!(out, ",\"{name}\":\"{lsn}\"");
+    write_key(out, name);
+    out.push(b'"');
+    write_lsn(out, lsn);
+    out.push(b'"');
 }
 
 fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datum: Datum<'_>) {
@@ -151,7 +165,7 @@ fn write_column(out: &mut Vec<u8>, first: bool, col: &crate::event::Column, datu
 /// Writes a row image; unchanged TOAST values are left out (never a
 /// placeholder).
 fn write_row(out: &mut Vec<u8>, name: &str, row: Row<'_>) {
-    let _ = write!(out, ",\"{name}\":");
+    write_key(out, name);
     write_row_object(out, row);
 }
 

@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::io::Write as _;
 
-use crate::event::ValueKind;
+use crate::event::{Lsn, ValueKind};
 
 /// Writes `text`, a value's PostgreSQL text output, as one JSON value of
 /// `kind`; text without the kind's expected form becomes a JSON string.
@@ -50,7 +50,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, kind: &ValueKind, text: &[u8]) {
 /// Writes `s` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    let _ = lossy(out, s, escape_str);
+    escape_str(out, s);
     out.push(b'"');
 }
 
@@ -79,6 +79,25 @@ pub(crate) fn write_timestamp_micros(out: &mut Vec<u8>, micros: i64) {
         write_uint(out, frac as u64, width);
     }
     out.extend_from_slice(b"Z\"");
+}
+
+/// Writes an LSN as PostgreSQL prints it, `X/XXXXXXXX` (uppercase hex
+/// without leading zeros), unquoted.
+pub(crate) fn write_lsn(out: &mut Vec<u8>, lsn: Lsn) {
+    write_hex(out, (lsn.0 >> 32) as u32);
+    out.push(b'/');
+    write_hex(out, lsn.0 as u32);
+}
+
+fn write_hex(out: &mut Vec<u8>, v: u32) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    // Nibbles from the highest one set (at least one digit, for 0).
+    let digits = (8 - v.leading_zeros() as usize / 4).max(1);
+    let mut buf = [0; 8];
+    for (k, b) in buf[..digits].iter_mut().enumerate() {
+        *b = UPPER[(v >> (4 * (digits - 1 - k)) & 15) as usize];
+    }
+    out.extend_from_slice(&buf[..digits]);
 }
 
 /// Writes `bytes` as a quoted standard base64 string, with padding.
@@ -135,49 +154,114 @@ impl<'a> Base64<'a> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Runs `f` on each valid UTF-8 run of `s`, writing U+FFFD for each invalid
-/// sequence between them.
-fn lossy(out: &mut Vec<u8>, mut s: &[u8], f: fn(&mut Vec<u8>, &[u8]) -> Option<()>) -> Option<()> {
-    loop {
-        match std::str::from_utf8(s) {
-            Ok(_) => return f(out, s),
-            Err(e) => {
-                let (valid, rest) = s.split_at(e.valid_up_to());
-                f(out, valid)?;
-                out.extend_from_slice("\u{FFFD}".as_bytes());
-                match e.error_len() {
-                    Some(n) => s = rest.get(n..)?,
-                    None => return Some(()),
-                }
-            }
+/// What a byte inside a JSON string asks for, in [`ESCAPE`].
+const PLAIN: u8 = 0;
+/// Part of a multi-byte UTF-8 sequence, to check ([`Utf8`]).
+const NON_ASCII: u8 = 1;
+/// A control character without a short escape: `\u00XX`.
+const UNICODE: u8 = b'u';
+
+/// Per byte: [`PLAIN`] (copied as it is), [`NON_ASCII`], [`UNICODE`], or the
+/// letter of its two-character escape (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`).
+/// One lookup per byte finds the end of a run that can be copied at once.
+static ESCAPE: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..0x20 => UNICODE,
+            b'"' | b'\\' => c as u8,
+            0x80.. => NON_ASCII,
+            _ => PLAIN,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The index of the first byte of `s` from `i` on that is not [`PLAIN`]
+/// (`s.len()` if none).
+fn plain_end(s: &[u8], i: usize) -> usize {
+    let rest = s.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&c| ESCAPE[usize::from(c)] != PLAIN)
+        .unwrap_or(rest.len())
+}
+
+/// UTF-8 checked once, lazily: from the first byte ≥ 0x80 to the end of the
+/// text, or to its first invalid sequence, where checking starts again
+/// after it. Pure ASCII is never looked at twice.
+#[derive(Default)]
+struct Utf8 {
+    /// The text before this index is known to be valid (or replaced).
+    valid_to: usize,
+}
+
+impl Utf8 {
+    /// At a byte ≥ 0x80 at `s[i]`: `None` when it is part of a valid
+    /// sequence, else the length of the invalid sequence that one U+FFFD
+    /// replaces (as `String::from_utf8_lossy` does).
+    fn invalid_len(&mut self, s: &[u8], i: usize) -> Option<usize> {
+        if i < self.valid_to {
+            return None;
         }
+        let rest = s.get(i..).unwrap_or_default();
+        match std::str::from_utf8(rest) {
+            Ok(_) => self.valid_to = s.len(),
+            Err(e) if e.valid_up_to() > 0 => self.valid_to = i + e.valid_up_to(),
+            Err(e) => return Some(e.error_len().unwrap_or(rest.len())),
+        }
+        None
     }
 }
 
-/// JSON-escapes valid UTF-8, copying runs that need no escape at once.
-fn escape_str(out: &mut Vec<u8>, s: &[u8]) -> Option<()> {
-    let mut run = 0;
-    for (i, &c) in s.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"\\u00",
-            _ => continue,
-        };
-        out.extend_from_slice(&s[run..i]);
-        out.extend_from_slice(esc);
-        if esc.len() > 2 {
-            out.extend_from_slice(&[HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// JSON-escapes `s`, copying runs that need no escape at once; invalid
+/// UTF-8 becomes U+FFFD.
+fn escape_str(out: &mut Vec<u8>, s: &[u8]) {
+    let mut utf8 = Utf8::default();
+    let (mut run, mut i) = (0, 0);
+    loop {
+        i = plain_end(s, i);
+        let Some(&c) = s.get(i) else { break };
+        let class = ESCAPE[usize::from(c)];
+        if class == NON_ASCII {
+            match utf8.invalid_len(s, i) {
+                None => {
+                    i += 1;
+                    continue;
+                }
+                Some(n) => {
+                    out.extend_from_slice(&s[run..i]);
+                    out.extend_from_slice(REPLACEMENT);
+                    i += n;
+                }
+            }
+        } else {
+            out.extend_from_slice(&s[run..i]);
+            match class {
+                UNICODE => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]),
+                letter => out.extend_from_slice(&[b'\\', letter]),
+            }
+            i += 1;
         }
-        run = i + 1;
+        run = i;
     }
     out.extend_from_slice(&s[run..]);
-    Some(())
 }
 
 /// The end of a JSON number starting at `i`, and how many exponent digits it has.
@@ -333,6 +417,7 @@ enum Js {
 /// tokens copied byte for byte. `None` unless `t` is one valid JSON value.
 fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
     let mut nest = Nest::default();
+    let mut utf8 = Utf8::default();
     let mut st = Js::Value;
     let mut i = 0;
     while let Some(&c) = t.get(i) {
@@ -349,7 +434,7 @@ fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
                 }
             }
             b'"' if value || matches!(st, Js::Key | Js::KeyOrEnd) => {
-                i = json_string(out, t, i)? - 1;
+                i = json_string(out, t, i, &mut utf8)? - 1;
                 if value {
                     nest.after_value()
                 } else {
@@ -402,21 +487,49 @@ fn write_json(out: &mut Vec<u8>, t: &[u8]) -> Option<()> {
     (st == Js::Done).then_some(())
 }
 
-/// Copies the JSON string starting at `t[i] == b'"'`, returning the index
-/// after its closing quote.
-fn json_string(out: &mut Vec<u8>, t: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
+/// Copies the JSON string starting at `t[i] == b'"'`, checking its escapes,
+/// and returns the index after its closing quote. Invalid UTF-8 becomes
+/// U+FFFD, and a `\u` escape of an unpaired surrogate `\ufffd`.
+fn json_string(out: &mut Vec<u8>, t: &[u8], i: usize, utf8: &mut Utf8) -> Option<usize> {
+    let (mut run, mut i) = (i, i + 1);
     loop {
-        match t.get(j)? {
+        i = plain_end(t, i);
+        let c = *t.get(i)?;
+        match ESCAPE[usize::from(c)] {
             b'"' => break,
-            b'\\' => j += 2,
-            _ => j += 1,
+            NON_ASCII => match utf8.invalid_len(t, i) {
+                None => i += 1,
+                Some(n) => {
+                    out.extend_from_slice(&t[run..i]);
+                    out.extend_from_slice(REPLACEMENT);
+                    i += n;
+                    run = i;
+                }
+            },
+            b'\\' => match t.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => match hex4(t, i + 2)? {
+                    0xD800..=0xDBFF
+                        if t.get(i + 6..i + 8) == Some(b"\\u")
+                            && matches!(hex4(t, i + 8), Some(0xDC00..=0xDFFF)) =>
+                    {
+                        i += 12
+                    }
+                    0xD800..=0xDFFF => {
+                        out.extend_from_slice(&t[run..i]);
+                        out.extend_from_slice(b"\\ufffd");
+                        i += 6;
+                        run = i;
+                    }
+                    _ => i += 6,
+                },
+                _ => return None,
+            },
+            _ => return None, // a control character
         }
     }
-    out.push(b'"');
-    lossy(out, t.get(i + 1..j)?, copy_json_escapes)?;
-    out.push(b'"');
-    Some(j + 1)
+    out.extend_from_slice(&t[run..=i]);
+    Some(i + 1)
 }
 
 fn hex4(s: &[u8], i: usize) -> Option<u32> {
@@ -424,46 +537,6 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
     h.bytes()
         .all(|c| c.is_ascii_hexdigit())
         .then(|| u32::from_str_radix(h, 16).ok())?
-}
-
-/// Copies a JSON string body, checking its escapes. A `\u` escape of an
-/// unpaired surrogate becomes `\ufffd`, as invalid UTF-8 becomes U+FFFD.
-fn copy_json_escapes(out: &mut Vec<u8>, s: &[u8]) -> Option<()> {
-    let (mut i, mut run) = (0, 0);
-    while let Some(&c) = s.get(i) {
-        if c < 0x20 {
-            return None;
-        }
-        if c != b'\\' {
-            i += 1;
-            continue;
-        }
-        out.extend_from_slice(&s[run..i]);
-        let len = match s.get(i + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-            b'u' => match hex4(s, i + 2)? {
-                0xD800..=0xDBFF
-                    if s.get(i + 6..i + 8) == Some(b"\\u")
-                        && matches!(hex4(s, i + 8), Some(0xDC00..=0xDFFF)) =>
-                {
-                    12
-                }
-                0xD800..=0xDFFF => {
-                    out.extend_from_slice(b"\\ufffd");
-                    i += 6;
-                    run = i;
-                    continue;
-                }
-                _ => 6,
-            },
-            _ => return None,
-        };
-        out.extend_from_slice(&s[i..i + len]);
-        i += len;
-        run = i;
-    }
-    out.extend_from_slice(&s[run..]);
-    Some(())
 }
 
 /// A cursor over a timestamp's text.
@@ -647,42 +720,61 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`, the year at least 4 digits and signed when negative.
+/// `YYYY-MM-DDTHH:MM:SS`, the year at least 4 digits and signed when
+/// negative.
 pub(crate) fn write_date_time(out: &mut Vec<u8>, y: i64, m: i64, d: i64, secs: i64) {
     if y < 0 {
         out.push(b'-');
     }
     write_uint(out, y.unsigned_abs(), 4);
-    for v in [m, d] {
-        out.push(b'-');
-        write_uint(out, v as u64, 2);
-    }
-    out.push(b'T');
+    let [m, d] = [m, d].map(two_digits);
+    out.extend_from_slice(&[b'-', m[0], m[1], b'-', d[0], d[1], b'T']);
     write_clock(out, secs);
 }
 
 /// `HH:MM:SS` of a second of the day.
 pub(crate) fn write_clock(out: &mut Vec<u8>, secs: i64) {
-    for (i, v) in [secs / 3600, secs / 60 % 60, secs % 60]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(b':');
-        }
-        write_uint(out, v as u64, 2);
-    }
+    let [h, m, s] = [secs / 3600, secs / 60 % 60, secs % 60].map(two_digits);
+    out.extend_from_slice(&[h[0], h[1], b':', m[0], m[1], b':', s[0], s[1]]);
 }
 
-fn write_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
+/// The last two decimal digits of `v`, in one lookup.
+fn two_digits(v: i64) -> [u8; 2] {
+    PAIRS[v.rem_euclid(100) as usize]
+}
+
+/// `00` to `99`: numbers are written two digits per lookup.
+static PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// Writes `v` in decimal, zero-padded to at least `width` digits. By hand
+/// rather than with `write!`: the `core::fmt` machinery costs several times
+/// more per number, and the `itoa` crate does not pad, which timestamps
+/// need.
+pub(crate) fn write_uint(out: &mut Vec<u8>, mut v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    while v > 0 || i > buf.len().saturating_sub(width.clamp(1, 20)) {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    while v >= 100 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[(v % 100) as usize]);
+        v /= 100;
     }
-    out.extend_from_slice(&buf[i..]);
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[v as usize]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    // The buffer starts as zeros: padding is starting earlier.
+    out.extend_from_slice(&buf[i.min(buf.len() - width.clamp(1, 20))..]);
 }
 
 /// Hex-form bytea is copied; escape-form bytea is decoded and written in hex.

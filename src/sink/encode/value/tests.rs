@@ -204,6 +204,56 @@ fn bytes_needing_escapes() {
     assert_eq!(out, deep.as_bytes());
 }
 
+/// The escaping fast path against a plain reference: serde_json's string
+/// escaping of the lossy UTF-8 text, on random bytes rich in escapes and
+/// (invalid) multi-byte sequences.
+#[test]
+fn json_strings_match_serde() {
+    let mut next = crate::decode::fuzz_numbers();
+    let alphabet =
+        b"ab\"\\\n\r\t\x08\x0c\x00\x1f\x7f\x80\xbf\xc3\xa9\xe2\x82\xac\xed\xa0\xf0\x9f\x98\xf4\xff";
+    let (mut input, mut out) = (Vec::new(), Vec::new());
+    for _ in 0..20_000 {
+        input.clear();
+        input.extend((0..next() % 24).map(|_| alphabet[next() % alphabet.len()]));
+        out.clear();
+        write_json_str(&mut out, &input);
+        let want = serde_json::to_string(&String::from_utf8_lossy(&input)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out), want, "{input:?}");
+    }
+}
+
+#[test]
+fn lsns_and_integers() {
+    let lsn = |v| {
+        let mut out = Vec::new();
+        write_lsn(&mut out, Lsn(v));
+        String::from_utf8(out).unwrap()
+    };
+    for v in [
+        0,
+        1,
+        0xF,
+        0x10,
+        0x1A2B3C8,
+        0xFFFF_FFFF,
+        0x1_0000_0000,
+        0x16_B374_D848,
+        u64::MAX,
+    ] {
+        assert_eq!(lsn(v), Lsn(v).to_string());
+    }
+    let uint = |v, width| {
+        let mut out = Vec::new();
+        write_uint(&mut out, v, width);
+        String::from_utf8(out).unwrap()
+    };
+    for v in [0, 7, 10, 99, 100, 101, 4_294_967_295, u64::MAX] {
+        assert_eq!(uint(v, 1), v.to_string());
+        assert_eq!(uint(v, 6), format!("{v:06}"));
+    }
+}
+
 #[test]
 fn micros_and_base64() {
     let ts = |micros| {
