@@ -218,6 +218,9 @@ fn concurrent_writes_replay(plugin: &str) {
         a.extend(vec_of(&["--publication", "p"]));
     }
     let mut p = Proc::spawn(&a, &[]);
+    // The end is taken once the slot exists: a busy machine may be slow to
+    // create it, and a position from before would stop the run too early.
+    p.wait_stderr("created slot", Duration::from_secs(60));
     writer.join().expect("writer thread");
     let end = db.sql("SET synchronous_commit = on; INSERT INTO done VALUES (1); SELECT pg_current_wal_insert_lsn()");
     db.wait_confirmed(&slot, &end, Duration::from_secs(60));
