@@ -305,6 +305,7 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "URL",
+        value_hint = ValueHint::Url,
         help_heading = "Output",
         env = "PGSTREAM_SINK",
         hide_env_values = true,
