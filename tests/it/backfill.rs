@@ -122,6 +122,22 @@ fn drain_and_stop(db: &TestDb, slot: &str, mut p: Proc) -> Vec<Value> {
     out.json()
 }
 
+/// A database with `t` of `rows` rows, and pgstream args for a new slot
+/// backfilling `pattern` in chunks of `chunk`.
+fn backfill_setup(
+    prefix: &str,
+    rows: i64,
+    pattern: &str,
+    chunk: &str,
+) -> (TestDb, String, Vec<String>) {
+    let db = Cluster::shared().new_db(prefix);
+    setup(&db, rows);
+    let slot = format!("{}_s", db.name);
+    let mut args = db.stream_args(&slot, "p");
+    args.extend(vec_of(&["--backfill", pattern, "--backfill-chunk", chunk]));
+    (db, slot, args)
+}
+
 fn done_lines(lines: &[Value]) -> Vec<&Value> {
     lines
         .iter()
@@ -134,16 +150,7 @@ fn backfill_under_concurrent_writes_replays_to_the_table() {
     if too_old() {
         return;
     }
-    let db = Cluster::shared().new_db("bf_race");
-    setup(&db, 2000);
-    let slot = format!("{}_s", db.name);
-    let mut args = db.stream_args(&slot, "p");
-    args.extend(vec_of(&[
-        "--backfill",
-        "public.t",
-        "--backfill-chunk",
-        "25",
-    ]));
+    let (db, slot, args) = backfill_setup("bf_race", 2000, "public.t", "25");
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..2)
         .map(|n| writer(db.server().clone(), db.name.clone(), n, stop.clone()))
@@ -244,16 +251,7 @@ fn kill_9_mid_backfill_then_a_rerun_and_a_truncate() {
     if too_old() {
         return;
     }
-    let db = Cluster::shared().new_db("bf_kill");
-    setup(&db, 4000);
-    let slot = format!("{}_s", db.name);
-    let mut args = db.stream_args(&slot, "p");
-    args.extend(vec_of(&[
-        "--backfill",
-        "public.t",
-        "--backfill-chunk",
-        "50",
-    ]));
+    let (db, slot, args) = backfill_setup("bf_kill", 4000, "public.t", "50");
     let mut p = Proc::spawn(&args, &[]);
     wait_until("some reads", LONG, || {
         let lines = json_lines(&p.lines());
