@@ -209,6 +209,16 @@ fn primary_and_standby(min_major: u32, what: &str) -> Option<(Cluster, Cluster)>
     Some((primary, standby))
 }
 
+/// Whether `slot` on the standby of `sdb` is a persistent synchronised
+/// copy with a position (failover-ready).
+fn is_synced(sdb: &TestDb, slot: &str) -> bool {
+    sdb.sql(&format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = {} AND synced
+         AND NOT temporary AND confirmed_flush_lsn IS NOT NULL",
+        quote_literal(slot)
+    )) == "1"
+}
+
 /// Keeps inserting rows, one transaction each, from `first` on, into the
 /// server of `db` until stopped; returns the join handle.
 fn writer(db: &TestDb, first: i64, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
@@ -271,11 +281,7 @@ fn failover_slot_follows_a_promotion_and_nothing_is_lost() {
         Duration::from_secs(90),
         || {
             seen = stream_ids(&mut p);
-            let synced = sdb.sql(&format!(
-            "SELECT count(*) FROM pg_replication_slots
-             WHERE slot_name = {lit} AND synced AND NOT temporary AND confirmed_flush_lsn IS NOT NULL"
-        ));
-            (synced == "1" && seen.len() >= 20).then_some(())
+            (is_synced(&sdb, &slot) && seen.len() >= 20).then_some(())
         },
     );
     assert_eq!(
@@ -346,18 +352,13 @@ fn synced_slot_on_a_standby_waits_for_a_promotion() {
     db.insert_each(1..=3);
     p.wait_lines(3, TIMEOUT);
     let sdb = db.on(&standby);
-    let lit = quote_literal(&slot);
     wait_until(
         "the slot to be synchronised",
         Duration::from_secs(90),
         || {
             db.insert_each(4..=4);
             db.sql("DELETE FROM t WHERE id = 4");
-            let synced = sdb.sql(&format!(
-                "SELECT count(*) FROM pg_replication_slots
-             WHERE slot_name = {lit} AND synced AND NOT temporary"
-            ));
-            (synced == "1").then_some(())
+            is_synced(&sdb, &slot).then_some(())
         },
     );
     p.signal("INT");
