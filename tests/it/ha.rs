@@ -209,10 +209,11 @@ fn primary_and_standby(min_major: u32, what: &str) -> Option<(Cluster, Cluster)>
     Some((primary, standby))
 }
 
-/// Whether `slot` on the standby of `sdb` is a persistent synchronised
-/// copy with a position (failover-ready).
-fn is_synced(sdb: &TestDb, slot: &str) -> bool {
-    sdb.sql(&format!(
+/// Whether `slot` on `standby` is a persistent synchronised copy with a
+/// position (failover-ready). Asked in `postgres`: the test's database may
+/// not have been replayed there yet.
+fn is_synced(standby: &Cluster, slot: &str) -> bool {
+    standby.sql("postgres", &format!(
         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = {} AND synced
          AND NOT temporary AND confirmed_flush_lsn IS NOT NULL",
         quote_literal(slot)
@@ -281,7 +282,7 @@ fn failover_slot_follows_a_promotion_and_nothing_is_lost() {
         Duration::from_secs(90),
         || {
             seen = stream_ids(&mut p);
-            (is_synced(&sdb, &slot) && seen.len() >= 20).then_some(())
+            (is_synced(&standby, &slot) && seen.len() >= 20).then_some(())
         },
     );
     assert_eq!(
@@ -358,7 +359,7 @@ fn synced_slot_on_a_standby_waits_for_a_promotion() {
         || {
             db.insert_each(4..=4);
             db.sql("DELETE FROM t WHERE id = 4");
-            is_synced(&sdb, &slot).then_some(())
+            is_synced(&standby, &slot).then_some(())
         },
     );
     p.signal("INT");
