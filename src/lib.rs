@@ -73,6 +73,7 @@ pub use pipeline::{run, Control, SLOT_LOG};
 pub use sink::broker::Sink;
 pub use sink::encode::Format;
 pub use sink::jsonl::{JsonLines, Reopen};
+pub use sink::stats::SinkStats;
 pub use sink::{Completion, Handler, HandlerError};
 /// SQLSTATE codes, as [`ServerError::code`] holds them.
 pub use tokio_postgres::error::SqlState;

@@ -106,6 +106,9 @@ fn main() -> ExitCode {
             Output::Lines(mut lines) => pgstream::run(config, &mut lines, control).await,
             Output::Broker(url) => {
                 let mut sink = Sink::new(url, &config)?.with_format(format);
+                if let Some(metrics) = &control.metrics {
+                    metrics.watch_sink(sink.stats());
+                }
                 pgstream::run(config, &mut sink, control).await
             }
         }

@@ -14,6 +14,7 @@
 
 mod http;
 mod metered;
+mod sinks;
 
 pub(crate) use metered::Metered;
 
@@ -25,6 +26,8 @@ use prometheus::{
 };
 
 use crate::event::{Lsn, Op, PgTimestamp};
+use crate::sink::stats::SinkStats;
+use sinks::Sinks;
 
 /// Every [`Op`], at its [`op_index`]: the per-op event counters.
 const OPS: [Op; 16] = [
@@ -105,6 +108,7 @@ struct Inner {
     streaming: IntGauge,
     last_event: Gauge,
     sink_errors: IntCounter,
+    sinks: Sinks,
     /// Written on state changes only, never per event.
     state: Mutex<State>,
 }
@@ -212,6 +216,7 @@ impl Metrics {
                 "Failures of the output (writes, flushes, completions).",
             ),
             state: Mutex::new(State::Connecting),
+            sinks: Sinks::new(&registry),
             registry,
         };
         inner
@@ -225,9 +230,17 @@ impl Metrics {
         Metrics(Arc::new(inner))
     }
 
+    /// Adds a broker sink's counts (`pgstream_sink_messages_*{sink}`,
+    /// `pgstream_sink_up`) and its failures (`pgstream_sink_errors_total`);
+    /// `/healthz` reports it down while it is.
+    pub fn watch_sink(&self, stats: SinkStats) {
+        self.0.sinks.watch(stats);
+    }
+
     /// The metrics in Prometheus's text format.
     pub fn encode(&self) -> String {
         let m = &self.0;
+        m.sink_errors.inc_by(m.sinks.update());
         m.lag_bytes.set(
             m.server_wal_end
                 .get()
@@ -244,7 +257,10 @@ impl Metrics {
     /// `Ok` while streaming, else why not, in a few words.
     pub fn health(&self) -> Result<(), String> {
         match self.state() {
-            State::Streaming => Ok(()),
+            State::Streaming => match self.0.sinks.down() {
+                None => Ok(()),
+                Some(why) => Err(format!("broker down: {why}")),
+            },
             State::Connecting => Err("connecting".into()),
             State::Snapshot => Err("copying the initial snapshot".into()),
             State::Backoff(reason) => Err(format!("backoff: {reason}")),
@@ -381,6 +397,38 @@ mod tests {
         assert!(m.encode().contains("\npgstream_streaming 1\n"));
         m.set_state(State::Backoff("connection refused".into()));
         assert_eq!(m.health(), Err("backoff: connection refused".into()));
+    }
+
+    #[test]
+    fn sinks_are_counted_and_a_down_one_is_unhealthy() {
+        let m = Metrics::new();
+        m.set_state(State::Streaming);
+        let (first, second) = (SinkStats::new("nats"), SinkStats::new("nats"));
+        m.watch_sink(first.clone());
+        m.watch_sink(second.clone());
+        first.sending(10, 0);
+        first.acknowledged(4);
+        first.failed("connection refused");
+        first.sending(6, 6);
+        assert_eq!(m.health(), Err("broker down: connection refused".into()));
+        let text = m.encode();
+        for line in [
+            "pgstream_sink_messages_sent_total{sink=\"nats\"} 10",
+            "pgstream_sink_messages_acked_total{sink=\"nats\"} 4",
+            "pgstream_sink_messages_retried_total{sink=\"nats\"} 6",
+            "pgstream_sink_messages_in_flight{sink=\"nats\"} 6",
+            "pgstream_sink_up{sink=\"nats\"} 0",
+            "pgstream_sink_up{sink=\"nats-2\"} 1",
+            "pgstream_sink_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        first.up();
+        first.acknowledged(6);
+        assert_eq!(m.health(), Ok(()));
+        let text = m.encode();
+        assert!(text.contains("\npgstream_sink_messages_acked_total{sink=\"nats\"} 10\n"));
+        assert!(text.contains("\npgstream_sink_errors_total 1\n"), "{text}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::encode::{Encoder, Format};
 use super::id::Ids;
 use super::nats::Nats;
 use super::redis::Redis;
+use super::stats::SinkStats;
 use super::template::Template;
 use super::url::Target;
 use super::{Completion, Handler, HandlerError};
@@ -69,6 +70,8 @@ pub(crate) type Acked = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>
 /// A broker: how to reach it and send to it.
 pub(crate) trait Broker: Send + Sync + 'static {
     type Conn: Send;
+    /// Its URL scheme, which names it in metrics.
+    const NAME: &'static str;
     /// Batches that may await their acknowledgement at once.
     const IN_FLIGHT: usize;
     /// Characters a destination cannot hold (they become `_`).
@@ -117,6 +120,7 @@ pub struct Sink {
     tx: mpsc::Sender<Msg>,
     state: watch::Receiver<State>,
     task: JoinHandle<()>,
+    stats: SinkStats,
     /// Messages handed to the task.
     sent: u64,
     /// The highest count a completion already waits for.
@@ -148,7 +152,15 @@ impl Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (state_tx, state) = watch::channel(State::default());
         let retry = !config.no_loop;
-        let task = tokio::spawn(deliver(broker, shown.clone(), rx, state_tx, retry));
+        let stats = SinkStats::new(B::NAME);
+        let task = tokio::spawn(deliver(
+            broker,
+            shown.clone(),
+            rx,
+            state_tx,
+            stats.clone(),
+            retry,
+        ));
         Sink {
             shown,
             route,
@@ -160,6 +172,7 @@ impl Sink {
             tx,
             state,
             task,
+            stats,
             sent: 0,
             promised: 0,
         }
@@ -169,6 +182,11 @@ impl Sink {
     pub fn with_format(mut self, format: Format) -> Sink {
         self.encoder = Encoder::new(&format);
         self
+    }
+
+    /// Its delivery counts, for [`Metrics::watch_sink`](crate::Metrics::watch_sink).
+    pub fn stats(&self) -> SinkStats {
+        self.stats.clone()
     }
 
     /// Hands each line in `lines` (what the encoder wrote for `event`) to
@@ -309,18 +327,23 @@ async fn deliver<B: Broker>(
     shown: String,
     mut rx: mpsc::Receiver<Msg>,
     state: watch::Sender<State>,
+    stats: SinkStats,
     retry: bool,
 ) {
-    let mut unacked = VecDeque::new();
+    let mut queue = Unacked::default();
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0u32;
     loop {
-        let failure = match session(&broker, &mut rx, &mut unacked, &state, &mut failures).await {
+        let failure = match session(&broker, &mut rx, &mut queue, &state, &stats, &mut failures).await
+        {
             Ok(()) => return,
             Err(failure) => failure,
         };
         let why = match failure {
-            Failure::Down(why) if retry => why,
+            Failure::Down(why) if retry => {
+                stats.failed(&why);
+                why
+            }
             Failure::Down(why) => {
                 state.send_modify(|s| s.failed = Some(Failure::Down(format!("{shown}: {why}"))));
                 return;
@@ -336,7 +359,7 @@ async fn deliver<B: Broker>(
         failures += 1;
         warn!(
             "{shown}: {why}; {} messages unacknowledged, retrying in {:.1}s",
-            unacked.len(),
+            queue.msgs.len(),
             backoff.as_secs_f64()
         );
         tokio::time::sleep(backoff).await;
@@ -344,54 +367,69 @@ async fn deliver<B: Broker>(
     }
 }
 
-/// One connection: sends what `unacked` holds, then what comes in, and
+/// Messages taken in and not acknowledged yet, oldest first.
+#[derive(Default)]
+struct Unacked {
+    msgs: VecDeque<Msg>,
+    /// How many of `msgs`, from the front, an earlier session already sent
+    /// (what a new session sends again).
+    tried: usize,
+}
+
+/// One connection: sends what `queue` holds, then what comes in, and
 /// counts the acknowledgements in order. `Ok` once the sink is gone and
 /// everything was acknowledged.
 async fn session<B: Broker>(
     broker: &B,
     rx: &mut mpsc::Receiver<Msg>,
-    unacked: &mut VecDeque<Msg>,
+    queue: &mut Unacked,
     state: &watch::Sender<State>,
+    stats: &SinkStats,
     failures: &mut u32,
 ) -> Result<(), Failure> {
     let mut conn = broker.connect().await?;
+    stats.up();
     if *failures > 0 {
         info!(
             "broker reachable again; sending {} unacknowledged messages",
-            unacked.len()
+            queue.msgs.len()
         );
     }
     let mut in_flight = FuturesOrdered::new();
-    // How many of `unacked`, from the front, this session has sent.
+    // How many of the queue, from the front, this session has sent.
     let mut sent = 0;
     let mut intake = Vec::with_capacity(BATCH);
     let mut open = true;
     loop {
-        if sent < unacked.len() && in_flight.len() < B::IN_FLIGHT {
-            let n = (unacked.len() - sent).min(BATCH);
-            let batch = &unacked.make_contiguous()[sent..sent + n];
+        if sent < queue.msgs.len() && in_flight.len() < B::IN_FLIGHT {
+            let n = (queue.msgs.len() - sent).min(BATCH);
+            let batch = &queue.msgs.make_contiguous()[sent..sent + n];
             let acked = broker.send(&mut conn, batch).await?;
+            stats.sending(n, queue.tried.saturating_sub(sent).min(n));
             in_flight.push_back(async move { acked.await.map(|()| n) });
             sent += n;
+            queue.tried = queue.tried.max(sent);
             continue;
         }
-        if !open && unacked.is_empty() {
+        if !open && queue.msgs.is_empty() {
             return Ok(());
         }
         tokio::select! {
             biased;
             Some(done) = in_flight.next() => {
                 let n = done?;
-                unacked.drain(..n);
+                queue.msgs.drain(..n);
+                queue.tried -= n;
                 sent -= n;
                 *failures = 0;
+                stats.acknowledged(n);
                 state.send_modify(|s| s.acked += n as u64);
             }
-            got = rx.recv_many(&mut intake, BATCH), if open && unacked.len() < MAX_UNACKED => {
+            got = rx.recv_many(&mut intake, BATCH), if open && queue.msgs.len() < MAX_UNACKED => {
                 if got == 0 {
                     open = false;
                 }
-                unacked.extend(intake.drain(..));
+                queue.msgs.extend(intake.drain(..));
             }
             else => return Ok(()),
         }

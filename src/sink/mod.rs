@@ -15,6 +15,7 @@ mod id;
 pub(crate) mod jsonl;
 mod nats;
 mod redis;
+pub(crate) mod stats;
 mod template;
 mod url;
 

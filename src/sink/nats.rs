@@ -32,6 +32,7 @@ impl Nats {
 
 impl Broker for Nats {
     type Conn = jetstream::Context;
+    const NAME: &'static str = "nats";
     // 16 runs of `BATCH` (256) publishes awaiting their acks: 4096, under
     // the 5000 ack permits of an async-nats context, so a publish never
     // waits for a permit that only an unpolled ack would give back.

@@ -32,6 +32,7 @@ impl Redis {
 
 impl Broker for Redis {
     type Conn = MultiplexedConnection;
+    const NAME: &'static str = "redis";
     // One pipeline at a time: Redis applies a connection's commands in
     // order, and the next pipeline leaves only once this one is answered,
     // so a failure never lets a later XADD in before an earlier one.
