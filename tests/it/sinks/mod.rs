@@ -88,8 +88,14 @@ impl Broker {
             Kind::Kafka => {
                 let mut c = Command::new(tansu_bin().expect("PGSTREAM_TEST_TANSU"));
                 let url = format!("tcp://127.0.0.1:{port}");
-                c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                    .args(["--storage-engine", "memory://tansu/"]);
+                c.args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"]);
                 c
             }
         };
@@ -434,10 +440,7 @@ fn stored(b: &Broker) -> Vec<Stored> {
             .flatten()
             .collect(),
         #[cfg(feature = "kafka")]
-        Kind::Kafka => kafka::records(b)
-            .into_iter()
-            .map(|r| r.stored)
-            .collect(),
+        Kind::Kafka => kafka::records(b).into_iter().map(|r| r.stored).collect(),
     }
 }
 
