@@ -6,7 +6,8 @@
 //! transaction's completion waits until the broker acknowledged its last
 //! message (and so every message before it).
 //!
-//! A broker is one [`Broker`] implementation (`nats.rs`, `redis.rs`): how to
+//! A broker is one [`Broker`] implementation (`nats.rs`, `redis.rs`,
+//! `kafka.rs`): how to
 //! connect, how to send a batch, what its errors mean.
 
 use std::collections::VecDeque;
@@ -22,6 +23,8 @@ use tokio::task::JoinHandle;
 
 use super::encode::{Encoder, Format};
 use super::id::Ids;
+#[cfg(feature = "kafka")]
+use super::kafka::Kafka;
 use super::nats::Nats;
 use super::redis::Redis;
 use super::stats::SinkStats;
@@ -45,12 +48,16 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// One message: where it goes, its idempotency id, its body (the event's
-/// line without the newline).
+/// line without the newline), and for a broker that partitions by key
+/// ([`Broker::KEYED`]) the record key.
 #[derive(Debug, Clone)]
 pub(crate) struct Msg {
     pub(crate) dest: String,
     pub(crate) id: String,
     pub(crate) body: Bytes,
+    /// The event's key as compact JSON, `schema.table` when it has none;
+    /// `None` for a broker that takes no key (nothing computed for it).
+    pub(crate) key: Option<Bytes>,
 }
 
 /// Why the broker did not take a message.
@@ -74,6 +81,8 @@ pub(crate) trait Broker: Send + Sync + 'static {
     const NAME: &'static str;
     /// Batches that may await their acknowledgement at once.
     const IN_FLIGHT: usize;
+    /// Whether messages carry a record key ([`Msg::key`]).
+    const KEYED: bool = false;
     /// Characters a destination cannot hold (they become `_`).
     fn forbidden(c: char) -> bool;
     fn connect(&self) -> impl Future<Output = Result<Self::Conn, Failure>> + Send;
@@ -97,7 +106,7 @@ struct State {
 }
 
 /// A broker sink (`--sink`): each event becomes one message to NATS
-/// JetStream or Redis Streams, and a transaction completes once the broker
+/// JetStream, Redis Streams or Kafka, and a transaction completes once the broker
 /// acknowledged every message of it and before it (docs/sinks.md).
 ///
 /// ```no_run
@@ -112,11 +121,15 @@ pub struct Sink {
     shown: String,
     route: Template,
     forbidden: fn(char) -> bool,
+    /// [`Broker::KEYED`]: compute each message's key.
+    keyed: bool,
     slot: String,
     ids: Ids,
     encoder: Encoder,
     /// What the encoder wrote for the event at hand: one message per line.
     lines: Vec<u8>,
+    /// The event's key at hand, when `keyed`.
+    key: Vec<u8>,
     tx: mpsc::Sender<Msg>,
     state: watch::Receiver<State>,
     task: JoinHandle<()>,
@@ -128,7 +141,7 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// A sink for `url` (`nats://…`, `redis://…`, SPEC §8), for the slot
+    /// A sink for `url` (`nats://…`, `redis://…`, `kafka://…`, SPEC §8), for the slot
     /// and `no_loop` of `config`. Connects in the background at once (call
     /// it inside a Tokio runtime): a broker that is down is waited for,
     /// unless `no_loop`; one that refuses the credentials fails the run
@@ -142,6 +155,13 @@ impl Sink {
                 let route = t.stream.clone();
                 let broker =
                     Redis::new(t).map_err(|why| Error::usage(format!("{shown}: {why}")))?;
+                Ok(Sink::start(route, broker, shown, config))
+            }
+            #[cfg(feature = "kafka")]
+            Target::Kafka(t) => {
+                let route = t.topic.clone();
+                let broker =
+                    Kafka::new(t).map_err(|why| Error::usage(format!("{shown}: {why}")))?;
                 Ok(Sink::start(route, broker, shown, config))
             }
         }
@@ -165,10 +185,12 @@ impl Sink {
             shown,
             route,
             forbidden: B::forbidden,
+            keyed: B::KEYED,
             slot: config.slot.clone(),
             ids: Ids::default(),
             encoder: Encoder::new(&Format::Pgstream),
             lines: Vec::new(),
+            key: Vec::new(),
             tx,
             state,
             task,
@@ -201,6 +223,7 @@ impl Sink {
         }
         let dest = self.route.expand(event, &self.slot, self.forbidden);
         let id = self.ids.next(event);
+        let key = self.keyed.then(|| self.key(event));
         let lines = std::mem::take(&mut self.lines);
         for (k, line) in lines
             .split(|&b| b == b'\n')
@@ -215,6 +238,7 @@ impl Sink {
                     format!("{id}.{k}")
                 },
                 body: Bytes::copy_from_slice(line),
+                key: key.clone(),
             };
             if self.tx.send(msg).await.is_err() {
                 return Err(self.error());
@@ -224,6 +248,21 @@ impl Sink {
         self.lines = lines;
         self.lines.clear();
         Ok(())
+    }
+
+    /// The record key of `event`: its key as compact JSON, else
+    /// `schema.table` (`_` for what it lacks, as in templates).
+    fn key(&mut self, event: &Event<'_>) -> Bytes {
+        self.key.clear();
+        if !Encoder::write_key(&mut self.key, event) {
+            let (schema, table) = event
+                .relation
+                .map_or(("_", "_"), |r| (r.schema.as_str(), r.name.as_str()));
+            self.key.extend_from_slice(schema.as_bytes());
+            self.key.push(b'.');
+            self.key.extend_from_slice(table.as_bytes());
+        }
+        Bytes::copy_from_slice(&self.key)
     }
 
     /// The delivery task's failure, as the run reports it.

@@ -4,7 +4,8 @@
 //! when a transaction is done with, and only then is it acknowledged to the
 //! server. Every sink is a handler: [`jsonl`] (the binary's stdout or
 //! `--file`), and [`broker`]'s `Sink` for `--sink URL` with one module per
-//! broker (`nats`, `redis`: a Kafka module would be their peer), which share
+//! broker (`nats`, `redis`, `kafka`: the last behind the default feature
+//! `kafka`), which share
 //! the URL parsing (`url`), the destination templates (`template`) and the
 //! idempotency ids (`id`); [`encode`] turns an event into the message body
 //! they all send. docs/library.md describes the contract.
@@ -13,6 +14,8 @@ pub(crate) mod broker;
 pub(crate) mod encode;
 mod id;
 pub(crate) mod jsonl;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod nats;
 mod redis;
 pub(crate) mod stats;

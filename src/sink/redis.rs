@@ -49,7 +49,7 @@ impl Broker for Redis {
         self.client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(failure)
+            .map_err(|e| failure("cannot connect", e))
     }
 
     async fn send(
@@ -72,14 +72,16 @@ impl Broker for Redis {
         }
         let mut conn = conn.clone();
         Ok(Box::pin(async move {
-            pipe.query_async::<()>(&mut conn).await.map_err(failure)
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| failure("XADD failed", e))
         }))
     }
 }
 
-/// Authentication, permissions and a key that is not a stream need the
-/// operator; anything else may pass.
-fn failure(e: RedisError) -> Failure {
+/// What `doing` ran into. Authentication, permissions and a key that is
+/// not a stream need the operator; anything else may pass.
+fn failure(doing: &str, e: RedisError) -> Failure {
     let config = matches!(
         e.kind(),
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig
@@ -88,8 +90,8 @@ fn failure(e: RedisError) -> Failure {
         Some("WRONGPASS" | "NOAUTH" | "NOPERM" | "WRONGTYPE")
     );
     if config {
-        Failure::Config(e.to_string())
+        Failure::Config(format!("{doing}: {e}"))
     } else {
-        Failure::Down(e.to_string())
+        Failure::Down(format!("{doing}: {e}"))
     }
 }

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 pub(crate) enum Target {
     Nats(NatsTarget),
     Redis(RedisTarget),
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaTarget),
 }
 
 /// `nats://[user:pass@]host[:port][,host…]?subject=TEMPLATE`
@@ -31,6 +33,14 @@ pub(crate) struct RedisTarget {
     pub(crate) url: String,
     pub(crate) stream: Template,
     pub(crate) maxlen: Option<u64>,
+}
+
+/// `kafka://host[:port][,host…]?topic=TEMPLATE`
+#[derive(Debug)]
+pub(crate) struct KafkaTarget {
+    /// `host:port`, one per bootstrap server.
+    pub(crate) servers: Vec<String>,
+    pub(crate) topic: Template,
 }
 
 /// The query of a `nats://` URL: every setting it may hold, no other
@@ -66,13 +76,34 @@ impl Default for RedisQuery {
     }
 }
 
+/// The query of a `kafka://` URL.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct KafkaQuery {
+    topic: String,
+}
+
+impl Default for KafkaQuery {
+    fn default() -> Self {
+        KafkaQuery {
+            topic: "pgstream.{schema}.{table}".into(),
+        }
+    }
+}
+
+/// The schemes this build takes, for error messages.
+#[cfg(feature = "kafka")]
+const SCHEMES: &str = "nats://, redis:// or kafka://";
+#[cfg(not(feature = "kafka"))]
+const SCHEMES: &str = "nats:// or redis://";
+
 impl Target {
     /// Parses a `--sink` URL; anything wrong is a usage error (exit 2)
     /// that does not repeat the password.
     pub(crate) fn parse(url: &str) -> Result<Target> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| Error::usage("invalid --sink URL: expected nats://… or redis://…"))?;
+            .ok_or_else(|| Error::usage(format!("invalid --sink URL: expected {SCHEMES}")))?;
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (userinfo, hosts) = match rest.rsplit_once('@') {
             Some((userinfo, hosts)) => (Some(userinfo), hosts),
@@ -124,11 +155,31 @@ impl Target {
                     maxlen,
                 }))
             }
+            #[cfg(feature = "kafka")]
+            "kafka" => {
+                let q = KafkaQuery::deserialize(query).map_err(|e| bad(e.to_string()))?;
+                if userinfo.is_some() {
+                    return Err(bad("a kafka:// URL takes no user or password (SASL is not supported)".into()));
+                }
+                if !path.is_empty() {
+                    return Err(bad("a kafka:// URL has no path".into()));
+                }
+                let servers = hosts
+                    .split(',')
+                    .map(|h| host_port(h, 9092).map(|(h, p)| format!("{h}:{p}")))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(bad)?;
+                Ok(Target::Kafka(KafkaTarget {
+                    servers,
+                    topic: Template::parse(&q.topic).map_err(bad)?,
+                }))
+            }
+            #[cfg(not(feature = "kafka"))]
             "kafka" => Err(Error::usage(
-                "--sink kafka:// is not supported yet (nats:// or redis://)",
+                "--sink kafka:// is not in this build (built without the `kafka` feature, as the static binary is)",
             )),
             other => Err(Error::usage(format!(
-                "invalid --sink URL: unknown scheme \"{other}\" (nats:// or redis://)"
+                "invalid --sink URL: unknown scheme \"{other}\" ({SCHEMES})"
             ))),
         }
     }
@@ -145,6 +196,8 @@ impl Target {
                     .map_or(&r.url["redis://".len()..], |(_, t)| t);
                 format!("redis://{tail}")
             }
+            #[cfg(feature = "kafka")]
+            Target::Kafka(k) => format!("kafka://{}", k.servers.join(",")),
         }
     }
 }
@@ -207,6 +260,18 @@ mod tests {
         assert_eq!(r.maxlen, Some(100));
     }
 
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_urls() {
+        let t = Target::parse("kafka://a,b:9093?topic=cdc.{table}").unwrap();
+        assert_eq!(t.shown(), "kafka://a:9092,b:9093");
+        let Target::Kafka(k) = t else {
+            panic!("not kafka")
+        };
+        assert_eq!(k.servers, ["a:9092", "b:9093"]);
+        assert_eq!(k.topic, Template::parse("cdc.{table}").unwrap());
+    }
+
     #[test]
     fn bad_urls_are_usage_errors_without_the_password() {
         for url in [
@@ -216,6 +281,9 @@ mod tests {
             "redis://u:hunter2@h/db",
             "nats://u:hunter2@h?subject=a.{tabel}",
             "mqtt://u:hunter2@h",
+            "kafka://u:hunter2@h",
+            "kafka://h:9092/path?password=hunter2",
+            "kafka://h?topic=a.{tabel}&x=hunter2",
             "u:hunter2@h",
         ] {
             let e = Target::parse(url).unwrap_err();

@@ -213,11 +213,14 @@ fn primary_and_standby(min_major: u32, what: &str) -> Option<(Cluster, Cluster)>
 /// position (failover-ready). Asked in `postgres`: the test's database may
 /// not have been replayed there yet.
 fn is_synced(standby: &Cluster, slot: &str) -> bool {
-    standby.sql("postgres", &format!(
-        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = {} AND synced
+    standby.sql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = {} AND synced
          AND NOT temporary AND confirmed_flush_lsn IS NOT NULL",
-        quote_literal(slot)
-    )) == "1"
+            quote_literal(slot)
+        ),
+    ) == "1"
 }
 
 /// Keeps inserting rows, one transaction each, from `first` on, into the

@@ -203,6 +203,36 @@ pub fn version_skip(what: &str) -> bool {
     true
 }
 
+/// The tansu binary (a Kafka-protocol broker) for the Kafka sink tests:
+/// `PGSTREAM_TEST_TANSU`, which `make test-kafka` sets from
+/// `scripts/fetch-tansu.sh`. None when unset: tansu is a 20-minute build,
+/// so `make test` does without it.
+pub fn tansu_bin() -> Option<PathBuf> {
+    let bin = std::env::var_os("PGSTREAM_TEST_TANSU").filter(|v| !v.is_empty())?;
+    let bin = PathBuf::from(bin);
+    assert!(
+        bin.is_file(),
+        "PGSTREAM_TEST_TANSU={} is not a file",
+        bin.display()
+    );
+    Some(bin)
+}
+
+/// Without [`tansu_bin`], reports that the calling Kafka test skips and
+/// returns true (the test then returns early), as `make test` runs.
+pub fn kafka_skip() -> bool {
+    if tansu_bin().is_some() {
+        return false;
+    }
+    let test = thread::current().name().unwrap_or("?").to_string();
+    // Straight to stderr: libtest captures eprintln! per test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "pgstream-it: SKIPPED {test}: no Kafka broker (PGSTREAM_TEST_TANSU unset; make test-kafka sets it)"
+    );
+    true
+}
+
 /// Server binaries of PostgreSQL `min_major` or newer, for the tests of
 /// what older servers lack (decoding on a standby: 16, failover slots: 17):
 /// the machine's when new enough, else `PGSTREAM_TEST_HA_PGBIN` (`make test`

@@ -80,25 +80,10 @@ pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
             t.cascade, t.restart_identity
         );
     }
-    let key_source = match (ev.new, ev.old) {
-        (Some(new), old) => Some((new, old)),
-        (None, Some(old)) => Some((old, None)),
-        (None, None) => None,
-    };
-    if let Some((row, fallback)) = key_source {
-        if !row.relation.key.is_empty() {
-            out.extend_from_slice(b",\"key\":{");
-            for (n, &i) in row.relation.key.iter().enumerate() {
-                // A key column the update left TOASTed and untouched is only
-                // in the old image.
-                let datum = match (row.get(i), fallback) {
-                    (Datum::UnchangedToast, Some(old)) => old.get(i),
-                    (d, _) => d,
-                };
-                write_column(out, n == 0, &row.relation.columns[i], datum);
-            }
-            out.push(b'}');
-        }
+    let mark = out.len();
+    out.extend_from_slice(b",\"key\":");
+    if !write_key_object(out, ev) {
+        out.truncate(mark);
     }
     if ev.op == crate::event::Op::Relation {
         if let Some(rel) = ev.relation {
@@ -113,6 +98,32 @@ pub(super) fn write_event(out: &mut Vec<u8>, ev: &Event<'_>) {
         write_unchanged_toast(out, new);
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// Appends the event's `key` object (`{"id":7}`, compact) and says whether
+/// it has one: a row change of a table with key columns. It is the line's
+/// `key` and, for brokers that partition by key (Kafka), the record key.
+pub(super) fn write_key_object(out: &mut Vec<u8>, ev: &Event<'_>) -> bool {
+    let (row, fallback) = match (ev.new, ev.old) {
+        (Some(new), old) => (new, old),
+        (None, Some(old)) => (old, None),
+        (None, None) => return false,
+    };
+    if row.relation.key.is_empty() {
+        return false;
+    }
+    out.push(b'{');
+    for (n, &i) in row.relation.key.iter().enumerate() {
+        // A key column the update left TOASTed and untouched is only in
+        // the old image.
+        let datum = match (row.get(i), fallback) {
+            (Datum::UnchangedToast, Some(old)) => old.get(i),
+            (d, _) => d,
+        };
+        write_column(out, n == 0, &row.relation.columns[i], datum);
+    }
+    out.push(b'}');
+    true
 }
 
 // Here rather than in the model, which imports nothing of the crate.

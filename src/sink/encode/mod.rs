@@ -60,6 +60,12 @@ impl Encoder {
         }
     }
 
+    /// Appends the event's key as compact JSON (`{"id":7}`, as in
+    /// pgstream's line, whatever the format) and says whether it has one.
+    pub(crate) fn write_key(out: &mut Vec<u8>, event: &Event<'_>) -> bool {
+        json::write_key_object(out, event)
+    }
+
     /// Called when a unit of work ends (`Handler::commit`, whose event is
     /// `commit`): appends what the format held back for it, if anything.
     pub(crate) fn commit(&mut self, out: &mut Vec<u8>, commit: &Event<'_>) {

@@ -1,7 +1,12 @@
 //! Broker sinks (`--sink`, SPEC §8) against real brokers that the tests
 //! start: `nats-server -js` and `redis-server` with AOF, each on a free
-//! 127.0.0.1 port with its data in the test's own directory. Faults are
-//! real: the broker killed, stopped (SIGSTOP) or not started yet.
+//! 127.0.0.1 port with its data in the test's own directory, and tansu (a
+//! Kafka-protocol broker, `PGSTREAM_TEST_TANSU`, `make test-kafka`) with
+//! its data in memory. Faults are real: the broker killed, stopped
+//! (SIGSTOP) or not started yet.
+
+#[cfg(feature = "kafka")]
+mod kafka;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
@@ -11,6 +16,8 @@ use std::time::Instant;
 
 use async_nats::jetstream;
 
+#[cfg(feature = "kafka")]
+use crate::harness::tansu_bin;
 use crate::harness::{
     free_port, json_lines, parse_lsn, run, vec_of, wait_until, Cluster, Output, Proc, TestDb,
     TIMEOUT,
@@ -29,7 +36,13 @@ struct Broker {
 enum Kind {
     Nats,
     Redis,
+    #[cfg(feature = "kafka")]
+    Kafka,
 }
+
+/// The tables of [`setup`]: each has its stream, subject or topic.
+#[cfg(feature = "kafka")]
+const TABLES: [&str; 2] = ["t", "u"];
 
 impl Broker {
     /// A broker with `extra` arguments (credentials), not started yet.
@@ -71,12 +84,62 @@ impl Broker {
                     .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"]);
                 c
             }
+            #[cfg(feature = "kafka")]
+            Kind::Kafka => {
+                let mut c = Command::new(tansu_bin().expect("PGSTREAM_TEST_TANSU"));
+                let url = format!("tcp://127.0.0.1:{port}");
+                c.args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"]);
+                c
+            }
         };
         cmd.args(&self.extra);
         self.proc = Some(Proc::from_command(cmd));
         wait_until("the broker to accept connections", TIMEOUT, || {
             TcpStream::connect(("127.0.0.1", self.port)).ok().map(drop)
         });
+    }
+
+    /// Creates what the default destinations need: a JetStream stream
+    /// capturing `pgstream.>`, the topics `pgstream.public.{t,u}` (three
+    /// partitions each); Redis creates its streams itself.
+    fn prepare(&self) {
+        match self.kind {
+            Kind::Nats => create_stream(self, "pgstream.>"),
+            Kind::Redis => {}
+            #[cfg(feature = "kafka")]
+            Kind::Kafka => {
+                for table in TABLES {
+                    kafka::create_topic(self, &format!("pgstream.public.{table}"));
+                }
+            }
+        }
+    }
+
+    /// Takes the broker away, keeping what it stores: NATS and Redis are
+    /// stopped (their data is on disk), tansu, whose data is in memory, is
+    /// frozen (SIGSTOP: connections hang, requests time out).
+    fn go_down(&mut self) {
+        match self.kind {
+            Kind::Nats | Kind::Redis => self.stop(),
+            #[cfg(feature = "kafka")]
+            Kind::Kafka => self.signal("STOP"),
+        }
+    }
+
+    /// Brings back the broker [`Broker::go_down`] took away.
+    fn come_back(&mut self) {
+        match self.kind {
+            Kind::Nats | Kind::Redis => self.start(),
+            #[cfg(feature = "kafka")]
+            Kind::Kafka => self.signal("CONT"),
+        }
     }
 
     /// Sends `sig` to the broker process.
@@ -104,6 +167,8 @@ impl Broker {
         let scheme = match self.kind {
             Kind::Nats => "nats",
             Kind::Redis => "redis",
+            #[cfg(feature = "kafka")]
+            Kind::Kafka => "kafka",
         };
         format!("{scheme}://{userinfo}127.0.0.1:{}{query}", self.port)
     }
@@ -374,6 +439,8 @@ fn stored(b: &Broker) -> Vec<Stored> {
             .into_values()
             .flatten()
             .collect(),
+        #[cfg(feature = "kafka")]
+        Kind::Kafka => kafka::records(b).into_iter().map(|r| r.stored).collect(),
     }
 }
 
@@ -454,21 +521,21 @@ fn stored_count(b: &Broker) -> u64 {
             .and_then(|c| c.get_connection())
             .and_then(|mut c| redis::cmd("XLEN").arg("pgstream:public.t").query(&mut c))
             .unwrap_or(0),
+        #[cfg(feature = "kafka")]
+        Kind::Kafka => kafka::count(b, "pgstream.public.t"),
     }
 }
 
 /// The broker is down when pgstream starts and while changes come: the
-/// walsender stays, nothing is acknowledged; once it starts, everything
+/// walsender stays, nothing is acknowledged; once it is back, everything
 /// arrives, once.
 fn down_at_start_up(kind: Kind, prefix: &str) {
     let db = setup(prefix);
     let (slot, twin) = (prefix, format!("{prefix}_twin"));
     let mut broker = Broker::started(kind, &[]);
-    if kind == Kind::Nats {
-        // The stream exists, in the data directory of a server not running.
-        create_stream(&broker, "pgstream.>");
-    }
-    broker.stop();
+    // The stream or topics exist, kept by a broker that is down.
+    broker.prepare();
+    broker.go_down();
     create_slots(&db, &[slot, &twin]);
     let mut p = Proc::spawn(&args(&db, slot, &["--sink", &broker.url("", "")]), &[]);
     wait_until("pgstream to stream", TIMEOUT, || {
@@ -478,9 +545,15 @@ fn down_at_start_up(kind: Kind, prefix: &str) {
     let ends = db.commit_ends(&twin, "pub");
     assert_eq!(ends.len(), 20);
     // Six retries take longer than the test server's wal_sender_timeout
-    // (5 s): the walsender must still be there.
-    wait_until("six retries", TIMEOUT, || {
-        (p.stderr().matches("retrying in").count() >= 6).then_some(())
+    // (5 s), as do two against a frozen broker (each waits 5 s for an
+    // answer): the walsender must still be there.
+    let retries = match kind {
+        #[cfg(feature = "kafka")]
+        Kind::Kafka => 2,
+        _ => 6,
+    };
+    wait_until("the retries", TIMEOUT, || {
+        (p.stderr().matches("retrying in").count() >= retries).then_some(())
     });
     assert!(db.walsender_streaming(slot), "the walsender timed out");
     let confirmed = || parse_lsn(&db.confirmed_flush_lsn(slot).expect("slot"));
@@ -489,7 +562,7 @@ fn down_at_start_up(kind: Kind, prefix: &str) {
         "acknowledged what the broker never had"
     );
 
-    broker.start();
+    broker.come_back();
     wait_until("the 20 changes in the broker", TIMEOUT, || {
         (stored_count(&broker) >= 20).then_some(())
     });
@@ -512,21 +585,27 @@ fn redis_down_at_start_up_holds_the_slot_until_it_starts() {
     down_at_start_up(Kind::Redis, "sink_redis_late");
 }
 
-#[test]
-fn nats_down_with_no_loop_exits_1() {
-    let db = setup("sink_nats_noloop");
-    let nats = Broker::new(Kind::Nats, &[]);
+/// With `--no-loop`, a broker that is not running ends the run: exit 1.
+fn down_with_no_loop_exits_1(kind: Kind, prefix: &str) {
+    let db = setup(prefix);
+    let broker = Broker::new(kind, &[]);
     let out = run(
-        &args(
-            &db,
-            "sink_noloop",
-            &["--sink", &nats.url("", ""), "--no-loop"],
-        ),
+        &args(&db, prefix, &["--sink", &broker.url("", ""), "--no-loop"]),
         &[],
         TIMEOUT,
     );
     assert_eq!(out.code, Some(1), "{out:#?}");
     assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+}
+
+#[test]
+fn nats_down_with_no_loop_exits_1() {
+    down_with_no_loop_exits_1(Kind::Nats, "sink_nats_noloop");
+}
+
+#[test]
+fn redis_down_with_no_loop_exits_1() {
+    down_with_no_loop_exits_1(Kind::Redis, "sink_redis_noloop");
 }
 
 #[test]
@@ -552,17 +631,17 @@ fn bad_sink_urls_and_refused_credentials_exit_2_without_the_password() {
     }
 }
 
-#[test]
-fn nats_without_a_stream_for_the_subject_exits_2_naming_it() {
-    let db = setup("sink_nostream");
-    let nats = Broker::started(Kind::Nats, &[]);
-    create_stream(&nats, "other.>");
-    let mut p = Proc::spawn(
-        &args(&db, "sink_nostream", &["--sink", &nats.url("", "")]),
-        &[],
-    );
+/// No stream (NATS) or topic (Kafka) for the default destination: exit 2
+/// naming it.
+fn without_a_destination_exits_2_naming_it(kind: Kind, prefix: &str) {
+    let db = setup(prefix);
+    let broker = Broker::started(kind, &[]);
+    if kind == Kind::Nats {
+        create_stream(&broker, "other.>");
+    }
+    let mut p = Proc::spawn(&args(&db, prefix, &["--sink", &broker.url("", "")]), &[]);
     wait_until("pgstream to stream", TIMEOUT, || {
-        db.walsender_streaming("sink_nostream").then_some(())
+        db.walsender_streaming(prefix).then_some(())
     });
     insert_range(&db, 1..=1);
     let out = p.wait_exit(TIMEOUT);
@@ -575,19 +654,27 @@ fn nats_without_a_stream_for_the_subject_exits_2_naming_it() {
 }
 
 #[test]
-fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
-    let db = setup("sink_slow");
-    create_slots(&db, &["sink_slow", "sink_slow_twin"]);
-    let nats = Broker::started(Kind::Nats, &[]);
-    create_stream(&nats, "pgstream.>");
-    let mut p = Proc::spawn(&args(&db, "sink_slow", &["--sink", &nats.url("", "")]), &[]);
+fn nats_without_a_stream_for_the_subject_exits_2_naming_it() {
+    without_a_destination_exits_2_naming_it(Kind::Nats, "sink_nostream");
+}
+
+/// SIGINT while the broker is frozen (SIGSTOP) with messages in flight:
+/// pgstream exits 0 without waiting for it, and the slot is confirmed no
+/// further than what the broker stored.
+fn sigint_while_stopped(kind: Kind, prefix: &str) {
+    let db = setup(prefix);
+    let twin = format!("{prefix}_twin");
+    create_slots(&db, &[prefix, &twin]);
+    let broker = Broker::started(kind, &[]);
+    broker.prepare();
+    let mut p = Proc::spawn(&args(&db, prefix, &["--sink", &broker.url("", "")]), &[]);
     insert_range(&db, 1..=5);
-    wait_until("the first five in the stream", TIMEOUT, || {
-        (nats_count(&nats) >= 5).then_some(())
+    wait_until("the first five in the broker", TIMEOUT, || {
+        (stored_count(&broker) >= 5).then_some(())
     });
-    nats.signal("STOP");
+    broker.signal("STOP");
     insert_range(&db, 6..=10);
-    let ends = db.commit_ends("sink_slow_twin", "pub");
+    let ends = db.commit_ends(&twin, "pub");
     assert_eq!(ends.len(), 10);
     let t0 = Instant::now();
     p.signal("INT");
@@ -597,9 +684,11 @@ fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
         t0.elapsed()
     );
     assert_eq!(out.code, Some(0), "{out:#?}");
-    nats.signal("CONT");
-    let stored = nats_count(&nats) as usize;
-    let confirmed = parse_lsn(&db.confirmed_flush_lsn("sink_slow").expect("slot"));
+    broker.signal("CONT");
+    // What reached the broker's socket before the exit may still be
+    // stored now: the count only grows, and the bound with it.
+    let stored = stored_count(&broker) as usize;
+    let confirmed = parse_lsn(&db.confirmed_flush_lsn(prefix).expect("slot"));
     assert!(stored >= 5, "{stored}");
     assert!(
         confirmed <= ends[stored - 1],
@@ -609,6 +698,16 @@ fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
         confirmed >= ends[4],
         "the five acknowledged ones were acknowledged"
     );
+}
+
+#[test]
+fn sigint_while_nats_is_stopped_acknowledges_only_what_it_acknowledged() {
+    sigint_while_stopped(Kind::Nats, "sink_slow");
+}
+
+#[test]
+fn sigint_while_redis_is_stopped_acknowledges_only_what_it_acknowledged() {
+    sigint_while_stopped(Kind::Redis, "sink_redis_slow");
 }
 
 #[test]
