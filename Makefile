@@ -19,11 +19,12 @@ build:
 
 # One static binary, x86_64-unknown-linux-musl: no glibc, no libpq, runs on
 # any x86-64 Linux. It is static-pie (file(1): "static-pie linked"), so it
-# keeps address space randomisation. ring's C and assembly need musl-gcc (Debian: musl-tools);
+# keeps address space randomisation. ring's C and assembly need musl-gcc (Debian: musl-tools, installed when root);
 # the target is added with rustup when missing.
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN = $${CARGO_TARGET_DIR:-target}/$(STATIC_TARGET)/release/pgstream
 static:
+	@command -v musl-gcc >/dev/null || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools >/dev/null || true
 	@command -v musl-gcc >/dev/null || { echo "make static: musl-gcc is missing; apt-get install musl-tools" >&2; exit 1; }
 	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(STATIC_TARGET) --no-default-features

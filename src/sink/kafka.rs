@@ -82,6 +82,7 @@ impl Kafka {
 
 impl Broker for Kafka {
     type Conn = Conn;
+    const NAME: &'static str = "kafka";
     // librdkafka orders records per partition itself (idempotence keeps
     // the order through its retries), so many batches may wait at once.
     const IN_FLIGHT: usize = 16;
