@@ -373,11 +373,11 @@ async fn deliver<B: Broker>(
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0u32;
     loop {
-        let failure = match session(&broker, &mut rx, &mut queue, &state, &stats, &mut failures).await
-        {
-            Ok(()) => return,
-            Err(failure) => failure,
-        };
+        let failure =
+            match session(&broker, &mut rx, &mut queue, &state, &stats, &mut failures).await {
+                Ok(()) => return,
+                Err(failure) => failure,
+            };
         let why = match failure {
             Failure::Down(why) if retry => {
                 stats.failed(&why);

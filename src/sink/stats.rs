@@ -106,7 +106,12 @@ mod tests {
         s.acknowledged(3);
         let clone = s.clone();
         assert_eq!(
-            (clone.sent(), clone.acked(), clone.retried(), clone.failures()),
+            (
+                clone.sent(),
+                clone.acked(),
+                clone.retried(),
+                clone.failures()
+            ),
             (5, 5, 3, 1)
         );
         assert_eq!(clone.down(), None);

@@ -117,14 +117,7 @@ impl Target {
         match scheme {
             "nats" => {
                 let q = NatsQuery::deserialize(query).map_err(|e| bad(e.to_string()))?;
-                if !path.is_empty() {
-                    return Err(bad("a nats:// URL has no path".into()));
-                }
-                let servers = hosts
-                    .split(',')
-                    .map(|h| host_port(h, 4222).map(|(h, p)| format!("nats://{h}:{p}")))
-                    .collect::<Result<Vec<_>, String>>()
-                    .map_err(bad)?;
+                let servers = servers(scheme, hosts, path, 4222, "nats://").map_err(bad)?;
                 let credentials = userinfo.map(credentials).transpose().map_err(bad)?;
                 Ok(Target::Nats(NatsTarget {
                     servers,
@@ -161,14 +154,7 @@ impl Target {
                 if userinfo.is_some() {
                     return Err(bad("a kafka:// URL takes no user or password (SASL is not supported)".into()));
                 }
-                if !path.is_empty() {
-                    return Err(bad("a kafka:// URL has no path".into()));
-                }
-                let servers = hosts
-                    .split(',')
-                    .map(|h| host_port(h, 9092).map(|(h, p)| format!("{h}:{p}")))
-                    .collect::<Result<Vec<_>, String>>()
-                    .map_err(bad)?;
+                let servers = servers(scheme, hosts, path, 9092, "").map_err(bad)?;
                 Ok(Target::Kafka(KafkaTarget {
                     servers,
                     topic: Template::parse(&q.topic).map_err(bad)?,
@@ -200,6 +186,24 @@ impl Target {
             Target::Kafka(k) => format!("kafka://{}", k.servers.join(",")),
         }
     }
+}
+
+/// `host[:port][,host[:port]…]` of a URL that has no path, each as
+/// `{prefix}host:port`.
+fn servers(
+    scheme: &str,
+    hosts: &str,
+    path: &str,
+    default: u16,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    if !path.is_empty() {
+        return Err(format!("a {scheme}:// URL has no path"));
+    }
+    hosts
+        .split(',')
+        .map(|h| host_port(h, default).map(|(h, p)| format!("{prefix}{h}:{p}")))
+        .collect()
 }
 
 /// `host[:port]`, with `default` as the port.
