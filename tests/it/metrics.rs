@@ -30,7 +30,7 @@ const NAMES: &[&str] = &[
 ];
 
 /// A GET over a fresh connection: the status code and the body.
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(TIMEOUT)).ok()?;
     write!(
@@ -47,7 +47,7 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 /// pgstream with `--metrics-addr 127.0.0.1:0`, and the address it took,
 /// once `/healthz` says it streams (its slot exists from then on).
-fn spawn_metered(mut args: Vec<String>) -> (Proc, String) {
+pub(crate) fn spawn_metered(mut args: Vec<String>) -> (Proc, String) {
     args.extend(vec_of(&["--metrics-addr", "127.0.0.1:0", "-v"]));
     let mut p = Proc::spawn(&args, &[]);
     let stderr = p.wait_stderr("/metrics and health", TIMEOUT);
@@ -64,12 +64,12 @@ fn spawn_metered(mut args: Vec<String>) -> (Proc, String) {
 }
 
 /// A sample's value from a scrape, by its name with labels.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn scrape(addr: &str) -> String {
+pub(crate) fn scrape(addr: &str) -> String {
     let (code, body) = get(addr, "/metrics").expect("a response");
     assert_eq!(code, 200, "{body}");
     body

@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use async_nats::jetstream;
 
+use crate::metrics::{get, sample, scrape, spawn_metered};
+
 #[cfg(feature = "kafka")]
 use crate::harness::tansu_bin;
 use crate::harness::{
@@ -755,4 +757,52 @@ fn redis_entries_equal_a_stdout_run_with_keys_ids_and_maxlen() {
             .sum::<usize>(),
         all.len()
     );
+}
+
+/// With `--metrics-addr`, the sink's acknowledged count agrees with what
+/// the broker stored, and `/healthz` says the broker is down while it is
+/// (SPEC §10), then streams again once it is back.
+#[test]
+fn sink_metrics_follow_the_broker_and_health_says_when_it_is_down() {
+    let db = setup("sink_metrics");
+    create_slots(&db, &["sink_metrics"]);
+    let mut nats = Broker::started(Kind::Nats, &[]);
+    create_stream(&nats, "pgstream.>");
+    let (mut p, addr) = spawn_metered(args(&db, "sink_metrics", &["--sink", &nats.url("", "")]));
+    let acked = |addr: &str| {
+        sample(
+            &scrape(addr),
+            "pgstream_sink_messages_acked_total{sink=\"nats\"}",
+        )
+    };
+    insert_range(&db, 1..=5);
+    wait_until("the broker's count in the metrics", TIMEOUT, || {
+        let stored = nats_count(&nats);
+        (stored >= 5 && acked(&addr) == Some(stored as f64)).then_some(())
+    });
+    nats.stop();
+    insert_range(&db, 6..=6);
+    wait_until("healthz: broker down", TIMEOUT, || {
+        get(&addr, "/healthz").filter(|(code, body)| *code == 503 && body.contains("broker down"))
+    });
+    assert_eq!(
+        sample(&scrape(&addr), "pgstream_sink_up{sink=\"nats\"}"),
+        Some(0.0)
+    );
+    nats.start();
+    wait_until("healthz 200 again", TIMEOUT, || {
+        get(&addr, "/healthz").filter(|(code, _)| *code == 200)
+    });
+    wait_until("the sixth acknowledged", TIMEOUT, || {
+        let stored = nats_count(&nats);
+        (stored >= 6 && acked(&addr) == Some(stored as f64)).then_some(())
+    });
+    let text = scrape(&addr);
+    assert_eq!(sample(&text, "pgstream_sink_up{sink=\"nats\"}"), Some(1.0));
+    assert!(
+        sample(&text, "pgstream_sink_errors_total").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    p.signal("INT");
+    assert_eq!(p.wait_exit(TIMEOUT).code, Some(0));
 }
