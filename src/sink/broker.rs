@@ -33,7 +33,7 @@ use super::url::Target;
 use super::{Completion, Handler, HandlerError};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Op};
 
 /// Messages handed to the delivery task but not yet acknowledged, at most:
 /// beyond it the handler waits (and pgstream stops reading).
@@ -58,6 +58,17 @@ pub(crate) struct Msg {
     /// The event's key as compact JSON, `schema.table` when it has none;
     /// `None` for a broker that takes no key (nothing computed for it).
     pub(crate) key: Option<Bytes>,
+}
+
+/// Where an event's messages go: [`Msg`] but the body.
+#[derive(Debug)]
+struct Route {
+    dest: String,
+    id: String,
+    key: Option<Bytes>,
+    /// An update's old key, for the first of its two records (a key
+    /// change, in Debezium's format).
+    old_key: Option<Bytes>,
 }
 
 /// Why the broker did not take a message.
@@ -130,6 +141,9 @@ pub struct Sink {
     lines: Vec<u8>,
     /// The event's key at hand, when `keyed`.
     key: Vec<u8>,
+    /// The route of the record the encoder holds back (Debezium's latest
+    /// snapshot row): it goes out with a later event's, under its own.
+    held: Option<Route>,
     tx: mpsc::Sender<Msg>,
     state: watch::Receiver<State>,
     task: JoinHandle<()>,
@@ -151,20 +165,22 @@ impl Sink {
         let shown = target.shown();
         match target {
             Target::Nats(t) => Ok(Sink::start(t.subject.clone(), Nats::new(t), shown, config)),
-            Target::Redis(t) => {
-                let route = t.stream.clone();
-                let broker =
-                    Redis::new(t).map_err(|why| Error::usage(format!("{shown}: {why}")))?;
-                Ok(Sink::start(route, broker, shown, config))
-            }
+            Target::Redis(t) => Sink::start_made(t.stream.clone(), Redis::new(t), shown, config),
             #[cfg(feature = "kafka")]
-            Target::Kafka(t) => {
-                let route = t.topic.clone();
-                let broker =
-                    Kafka::new(t).map_err(|why| Error::usage(format!("{shown}: {why}")))?;
-                Ok(Sink::start(route, broker, shown, config))
-            }
+            Target::Kafka(t) => Sink::start_made(t.topic.clone(), Kafka::new(t), shown, config),
         }
+    }
+
+    /// [`start`](Sink::start)s a broker client whose making can fail (an
+    /// option the client refuses): that is a usage error naming the URL.
+    fn start_made<B: Broker>(
+        route: Template,
+        broker: std::result::Result<B, String>,
+        shown: String,
+        config: &Config,
+    ) -> Result<Sink> {
+        let broker = broker.map_err(|why| Error::usage(format!("{shown}: {why}")))?;
+        Ok(Sink::start(route, broker, shown, config))
     }
 
     /// Spawns the delivery task to `broker`.
@@ -191,6 +207,7 @@ impl Sink {
             encoder: Encoder::new(&Format::Pgstream),
             lines: Vec::new(),
             key: Vec::new(),
+            held: None,
             tx,
             state,
             task,
@@ -211,50 +228,85 @@ impl Sink {
         self.stats.clone()
     }
 
-    /// Hands each line in `lines` (what the encoder wrote for `event`) to
-    /// the delivery task as one message: the first with the event's id,
-    /// any further one (Debezium may write two) with `.1`, `.2`….
-    async fn send(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
+    /// Where `event`'s `records` messages go, and their id and key.
+    fn route(&mut self, event: &Event<'_>, records: usize) -> Route {
+        Route {
+            dest: self.route.expand(event, &self.slot, self.forbidden),
+            id: self.ids.next(event),
+            key: self.keyed.then(|| self.key(event, Encoder::write_key)),
+            // Debezium writes a key change as the old key's delete, then
+            // the new row's create: the delete goes under the old key.
+            old_key: (self.keyed && records == 2 && event.op == Op::Update)
+                .then(|| self.key(event, Encoder::write_old_key)),
+        }
+    }
+
+    /// Routes what the encoder wrote for `event` (after what it let go of
+    /// for an earlier one, if `released`) and hands it to the delivery
+    /// task; a record the encoder holds back keeps `event`'s route until
+    /// it is let go of.
+    async fn send(&mut self, event: &Event<'_>, released: bool) -> Result<(), HandlerError> {
         if self.state.borrow().failed.is_some() {
             return Err(self.error());
         }
-        if self.lines.is_empty() {
-            return Ok(());
+        let mut lines = std::mem::take(&mut self.lines);
+        let mut at = 0;
+        if let Some(route) = self.held.take_if(|_| released) {
+            at = lines
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(lines.len(), |n| n + 1);
+            self.deliver(&lines[..at], &route).await?;
         }
-        let dest = self.route.expand(event, &self.slot, self.forbidden);
-        let id = self.ids.next(event);
-        let key = self.keyed.then(|| self.key(event));
-        let lines = std::mem::take(&mut self.lines);
+        let records = lines[at..].iter().filter(|&&b| b == b'\n').count();
+        if records > 0 {
+            let route = self.route(event, records);
+            self.deliver(&lines[at..], &route).await?;
+        } else if self.encoder.holds() && self.held.is_none() {
+            // `event` wrote nothing: its record is the one held back.
+            self.held = Some(self.route(event, 1));
+        }
+        lines.clear();
+        self.lines = lines;
+        Ok(())
+    }
+
+    /// Hands each line in `lines` to the delivery task as one message
+    /// under `route`: the first with its id, any further one (Debezium
+    /// may write two) with `.1`, `.2`….
+    async fn deliver(&mut self, lines: &[u8], route: &Route) -> Result<(), HandlerError> {
         for (k, line) in lines
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .enumerate()
         {
             let msg = Msg {
-                dest: dest.clone(),
+                dest: route.dest.clone(),
                 id: if k == 0 {
-                    id.clone()
+                    route.id.clone()
                 } else {
-                    format!("{id}.{k}")
+                    format!("{}.{k}", route.id)
                 },
                 body: Bytes::copy_from_slice(line),
-                key: key.clone(),
+                key: match (k, &route.old_key) {
+                    (0, Some(old)) => Some(old.clone()),
+                    _ => route.key.clone(),
+                },
             };
             if self.tx.send(msg).await.is_err() {
                 return Err(self.error());
             }
             self.sent += 1;
         }
-        self.lines = lines;
-        self.lines.clear();
         Ok(())
     }
 
-    /// The record key of `event`: its key as compact JSON, else
-    /// `schema.table` (`_` for what it lacks, as in templates).
-    fn key(&mut self, event: &Event<'_>) -> Bytes {
+    /// A record key of `event`, as `write` (its key, or its old image's)
+    /// gives it as compact JSON, else `schema.table` (`_` for what it
+    /// lacks, as in templates).
+    fn key(&mut self, event: &Event<'_>, write: fn(&mut Vec<u8>, &Event<'_>) -> bool) -> Bytes {
         self.key.clear();
-        if !Encoder::write_key(&mut self.key, event) {
+        if !write(&mut self.key, event) {
             let (schema, table) = event
                 .relation
                 .map_or(("_", "_"), |r| (r.schema.as_str(), r.name.as_str()));
@@ -324,15 +376,17 @@ impl Drop for Sink {
 
 impl Handler for Sink {
     async fn event(&mut self, event: &Event<'_>) -> Result<(), HandlerError> {
+        let released = self.encoder.release(&mut self.lines, event);
         self.encoder.write_event(&mut self.lines, event);
-        self.send(event).await
+        self.send(event, released).await
     }
 
     async fn commit(&mut self, commit: &Event<'_>) -> Result<Completion, HandlerError> {
         // What the format held back for the unit (Debezium's last snapshot
-        // row) goes before the unit's completion.
+        // row) goes before the unit's completion, under its own route.
+        let released = self.encoder.release(&mut self.lines, commit);
         self.encoder.commit(&mut self.lines, commit);
-        self.send(commit).await?;
+        self.send(commit, released).await?;
         self.ids.end();
         Ok(self.completion())
     }

@@ -70,9 +70,7 @@ impl Debezium {
 
     /// Appends the records of `ev` (zero, one or two lines) to `out`.
     pub(crate) fn write_event(&mut self, out: &mut Vec<u8>, ev: &Event<'_>) {
-        if !self.held.is_empty() && ev.op.is_change() {
-            out.append(&mut self.held);
-        }
+        self.release(out, ev);
         let stream = Snapshot::False;
         let (op, before, after, snapshot) = match ev.op {
             Op::Insert => (b'c', None, ev.new, stream),
@@ -102,13 +100,31 @@ impl Debezium {
     /// Notes a unit of work's end: a transaction's commit position (for
     /// `sequence`), or the snapshot's end, which writes its last row.
     pub(crate) fn commit(&mut self, out: &mut Vec<u8>, ev: &Event<'_>) {
-        if ev.snapshot_lsn.is_some() && !self.held.is_empty() {
-            self.held[self.mark..self.mark + 4].copy_from_slice(b"last");
-            out.append(&mut self.held);
-        }
+        self.release(out, ev);
         if let Some(end) = ev.end_lsn {
             self.last_commit = Some(end.0);
         }
+    }
+
+    /// Whether a snapshot row is held back.
+    pub(crate) fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Appends the held snapshot row if `ev` lets it go, and says whether
+    /// it did: a change comes after it, or the snapshot ends (its commit),
+    /// which makes it the `"last"`.
+    pub(crate) fn release(&mut self, out: &mut Vec<u8>, ev: &Event<'_>) -> bool {
+        if self.held.is_empty() {
+            return false;
+        }
+        if ev.op == Op::Commit && ev.snapshot_lsn.is_some() {
+            self.held[self.mark..self.mark + 4].copy_from_slice(b"last");
+        } else if !ev.op.is_change() {
+            return false;
+        }
+        out.append(&mut self.held);
+        true
     }
 
     /// Writes one record; returns where its `snapshot` marker is in `out`.

@@ -109,6 +109,12 @@ pub(super) fn write_key_object(out: &mut Vec<u8>, ev: &Event<'_>) -> bool {
         (None, Some(old)) => (old, None),
         (None, None) => return false,
     };
+    write_row_key(out, row, fallback)
+}
+
+/// Appends the key object of `row` (key columns left unchanged in TOAST
+/// taken from `fallback`, the old image) and says whether it has one.
+pub(super) fn write_row_key(out: &mut Vec<u8>, row: Row<'_>, fallback: Option<Row<'_>>) -> bool {
     if row.relation.key.is_empty() {
         return false;
     }

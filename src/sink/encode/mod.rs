@@ -60,6 +60,32 @@ impl Encoder {
         }
     }
 
+    /// Whether the format holds a record back (Debezium's latest
+    /// `--snapshot` row, written once the next event shows whether it is
+    /// the last).
+    pub(crate) fn holds(&self) -> bool {
+        matches!(self, Encoder::Debezium(d) if d.holds())
+    }
+
+    /// Appends the record held back if `event` lets it go (it would go
+    /// first in what [`write_event`](Encoder::write_event) or
+    /// [`commit`](Encoder::commit) appends for `event`); says whether it
+    /// did. For a sink that routes each record by its own event.
+    pub(crate) fn release(&mut self, out: &mut Vec<u8>, event: &Event<'_>) -> bool {
+        match self {
+            Encoder::Pgstream => false,
+            Encoder::Debezium(d) => d.release(out, event),
+        }
+    }
+
+    /// Appends the key of `event`'s old image (an update's, a delete's) as
+    /// compact JSON, and says whether it has one.
+    pub(crate) fn write_old_key(out: &mut Vec<u8>, event: &Event<'_>) -> bool {
+        event
+            .old
+            .is_some_and(|old| json::write_row_key(out, old, None))
+    }
+
     /// Appends the event's key as compact JSON (`{"id":7}`, as in
     /// pgstream's line, whatever the format) and says whether it has one.
     pub(crate) fn write_key(out: &mut Vec<u8>, event: &Event<'_>) -> bool {

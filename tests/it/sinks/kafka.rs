@@ -253,6 +253,42 @@ fn kafka_record_of_a_table_without_a_key_is_keyed_by_its_table() {
     assert_eq!(keys, BTreeSet::from(["public.u".to_string()]));
 }
 
+/// In Debezium's format a key change is a delete and a create: the delete
+/// is keyed (and partitioned) by the old key, as Debezium keys it, so a
+/// compacted topic drops the old key.
+#[test]
+fn kafka_debezium_key_change_deletes_under_the_old_key() {
+    let Some(kafka) = kafka() else { return };
+    let db = setup("sink_kafka_dbz_key");
+    create_slots(&db, &["sink_kafka_dbz_key"]);
+    db.sql_sync(
+        "INSERT INTO t VALUES (2, 'a');
+         UPDATE t SET id = 10 WHERE id = 2;",
+    );
+    let url = kafka.url("", "");
+    run_ok(&args(
+        &db,
+        "sink_kafka_dbz_key",
+        &["--sink", &url, "--format", "debezium", "--end-lsn", "now"],
+    ));
+    // Each key's operations, in its partition's order.
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in records(&kafka) {
+        assert_eq!(r.partition, partition_of(r.key.as_bytes()), "{}", r.key);
+        let v: serde_json::Value = serde_json::from_str(&r.stored.body).expect("JSON");
+        let op = v["op"].as_str().expect("op").to_string();
+        got.entry(r.key).or_default().push(op);
+    }
+    let want = BTreeMap::from([
+        (
+            r#"{"id":2}"#.to_string(),
+            vec!["c".to_string(), "d".to_string()],
+        ),
+        (r#"{"id":10}"#.to_string(), vec!["c".to_string()]),
+    ]);
+    assert_eq!(got, want);
+}
+
 #[test]
 fn kafka_frozen_at_start_up_holds_the_slot_until_it_answers() {
     if kafka_skip() {
